@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+import gupshup_async as g
+from gupshup_async.mock import MockGupshupServer
+
+from .conftest import APP_ID, BASE_URL, SEND_URL, SUCCESS, TOKEN
+from .reference_examples import EXAMPLES, TO
+
+
+@pytest.mark.parametrize(("name", "message", "expected"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+async def test_each_type_posts_exact_url_headers_and_body(
+    router: respx.Router,
+    client: g.AsyncGupshupClient,
+    name: str,
+    message: g.Message,
+    expected: dict[str, Any],
+) -> None:
+    route = router.post(SEND_URL).respond(200, json=SUCCESS)
+
+    result = await client.send(TO, message)
+
+    request = route.calls.last.request
+    assert str(request.url) == SEND_URL
+    assert request.headers["authorization"] == TOKEN
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.content) == expected
+    assert result == g.SendResult(
+        message_id="gs-1", wa_id="919876543210", input="919876543210", raw=SUCCESS
+    )
+
+
+async def test_emoji_travels_as_utf8_not_escaped(
+    router: respx.Router, client: g.AsyncGupshupClient
+) -> None:
+    route = router.post(SEND_URL).respond(200, json=SUCCESS)
+    await client.send(TO, g.Reaction(message_id="wamid.1", emoji="\N{THUMBS UP SIGN}"))
+    assert "\N{THUMBS UP SIGN}".encode() in route.calls.last.request.content
+
+
+async def test_reply_to_adds_context(router: respx.Router, client: g.AsyncGupshupClient) -> None:
+    route = router.post(SEND_URL).respond(200, json=SUCCESS)
+    await client.send(TO, g.Text(body="hi"), reply_to="wamid.HBgM")
+    body = json.loads(route.calls.last.request.content)
+    assert body["context"] == {"message_id": "wamid.HBgM"}
+    assert list(body) == [
+        "messaging_product",
+        "recipient_type",
+        "to",
+        "type",
+        "text",
+        "context",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("+91 98765-43210", "919876543210"),
+        ("(91) 9876 543210", "919876543210"),
+        ("1234567", "1234567"),
+        ("123456789012345", "123456789012345"),
+    ],
+)
+async def test_recipient_is_normalised_on_the_wire(
+    router: respx.Router, client: g.AsyncGupshupClient, given: str, sent: str
+) -> None:
+    route = router.post(SEND_URL).respond(200, json=SUCCESS)
+    await client.send(given, g.Text(body="hi"))
+    assert json.loads(route.calls.last.request.content)["to"] == sent
+
+
+@pytest.mark.parametrize("bad", ["123456", "1234567890123456", "91abc98765", "٩١٩٨٧٦٥٤٣٢١", ""])
+async def test_bad_recipient_is_refused_before_any_request(
+    router: respx.Router, client: g.AsyncGupshupClient, bad: str
+) -> None:
+    route = router.post(SEND_URL).respond(200, json=SUCCESS)
+    with pytest.raises(g.InvalidRecipientError):
+        await client.send(bad, g.Text(body="hi"))
+    assert route.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("app_id", "token", "fragment"),
+    [
+        ("", TOKEN, "app_id must be a non-empty"),
+        ("app/1", TOKEN, "URL characters"),
+        ("app?x", TOKEN, "URL characters"),
+        ("app#x", TOKEN, "URL characters"),
+        ("app%2F", TOKEN, "URL characters"),
+        ("app 1", TOKEN, "whitespace"),
+        (APP_ID, "", "token must be a non-empty"),
+        (APP_ID, f"Bearer {TOKEN}", "Bearer"),
+        (APP_ID, f"bearer {TOKEN}", "Bearer"),
+        (APP_ID, f"{TOKEN}\n", "whitespace"),
+        (APP_ID, f"{TOKEN} x", "whitespace"),
+        (APP_ID, f"{TOKEN}\x00", "control"),
+    ],
+)
+def test_bad_credentials_are_refused_without_echoing_the_token(
+    app_id: str, token: str, fragment: str
+) -> None:
+    with pytest.raises(g.InvalidCredentialsError) as info:
+        g.AsyncGupshupClient(app_id, token)
+    assert fragment in str(info.value)
+    assert TOKEN not in str(info.value)
+    assert TOKEN not in repr(info.value)
+
+
+async def test_token_is_in_no_repr() -> None:
+    async with g.AsyncGupshupClient(APP_ID, TOKEN) as client:
+        assert TOKEN not in repr(client)
+        assert TOKEN not in str(client)
+        assert TOKEN not in repr(vars(client).get("retry_policy"))
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 429, 500, 503])
+async def test_token_is_in_no_error_and_no_log_record(
+    router: respx.Router,
+    client: g.AsyncGupshupClient,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
+    router.post(SEND_URL).respond(status, json={"status": "error", "message": "nope"})
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(g.APIError) as info:
+        await client.send(TO, g.Text(body="hi"), max_retries=1)
+    rendered = [str(info.value), repr(info.value), info.value.body, str(vars(info.value))]
+    assert all(TOKEN not in text for text in rendered)
+    assert caplog.records, "the attempts should have been logged"
+    assert all(TOKEN not in record.getMessage() for record in caplog.records)
+    assert all(TO not in record.getMessage() for record in caplog.records)
+
+
+async def test_token_is_in_no_log_record_on_the_default_transport(
+    mock_server: MockGupshupServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with g.AsyncGupshupClient(
+        mock_server.app_id, mock_server.token, base_url=mock_server.base_url
+    ) as client:
+        await client.send(TO, g.Text(body="hi"))
+    assert caplog.records
+    assert all(mock_server.token not in r.getMessage() for r in caplog.records)
+
+
+async def test_caller_supplied_http_client_is_not_closed(router: respx.Router) -> None:
+    router.post(SEND_URL).respond(200, json=SUCCESS)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(router.async_handler))
+    async with g.AsyncGupshupClient(APP_ID, TOKEN, base_url=BASE_URL, http_client=http):
+        pass
+    assert not http.is_closed
+    await http.aclose()
+
+
+async def test_own_http_client_is_closed() -> None:
+    client = g.AsyncGupshupClient(APP_ID, TOKEN)
+    await client.aclose()
+    assert client._http.is_closed
+
+
+def test_default_client_uses_the_aiohttp_transport() -> None:
+    from httpx_aiohttp import AiohttpTransport
+
+    client = g.AsyncGupshupClient(APP_ID, TOKEN)
+    assert isinstance(client._http._transport, AiohttpTransport)
+    assert client._http.timeout == httpx.Timeout(10.0)
+
+
+@pytest.mark.parametrize(("name", "message", "expected"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+async def test_each_type_is_accepted_by_the_loopback_mock_on_the_default_transport(
+    mock_server: MockGupshupServer,
+    loopback_client: g.AsyncGupshupClient,
+    name: str,
+    message: g.Message,
+    expected: dict[str, Any],
+) -> None:
+    result = await loopback_client.send(TO, message)
+
+    assert mock_server.recorder.total_accepted == 1
+    [accepted] = mock_server.recorder.messages
+    assert (accepted.id, accepted.to, accepted.type) == (result.message_id, TO, expected["type"])
+
+
+async def test_success_without_message_id_is_ambiguous(
+    router: respx.Router, client: g.AsyncGupshupClient
+) -> None:
+    route = router.post(SEND_URL).respond(200, json={"messages": []})
+    with pytest.raises(g.UnexpectedResponseError) as info:
+        await client.send(TO, g.Text(body="hi"))
+    assert info.value.ambiguous is True
+    assert info.value.status_code == 200
+    assert route.call_count == 1
