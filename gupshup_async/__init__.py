@@ -4,6 +4,7 @@
 `BulkSender` fans a message out to many recipients at the account's rate.
 """
 
+from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome
 from ._client import AsyncGupshupClient, AttemptEvent, SendResult
 from ._errors import (
     THROTTLING_CODES,
@@ -63,6 +64,10 @@ __all__ = [
     "Audio",
     "AuthenticationError",
     "BadRequestError",
+    "BulkFailure",
+    "BulkResult",
+    "BulkSender",
+    "BulkSuccess",
     "Contact",
     "ContactAddress",
     "ContactEmail",
@@ -82,6 +87,7 @@ __all__ = [
     "ListSection",
     "Location",
     "Message",
+    "Outcome",
     "PermissionDeniedError",
     "RateLimitError",
     "Reaction",

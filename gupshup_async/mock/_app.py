@@ -148,6 +148,8 @@ class MockGupshupApp:
             return
         if fault in ("429", "429_meta"):
             await self._throttled(send, meta=fault == "429_meta")
+        elif fault == "400":
+            await _respond(send, 400, {"status": "error", "message": "Invalid Destination"})
         elif fault in ("500", "502", "503", "504"):
             message = {"500": "Internal Server Error", "502": "Bad Gateway"}.get(
                 fault, "Service Unavailable" if fault == "503" else "Gateway Timeout"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 #: Every fault kind the mock can inject, and "ok" for none.
 #: - "429", "429_meta": throttled (Gupshup or Meta 130429 body), not recorded.
+#: - "400": refused as a bad request (an invalid destination), not recorded.
 #: - "500", "502", "503", "504": error status, not recorded.
 #: - "html_502": a proxy's HTML error page, not recorded.
 #: - "drop_before": connection closed before processing, not recorded.
@@ -24,6 +25,7 @@ FAULT_KINDS = frozenset(
         "ok",
         "429",
         "429_meta",
+        "400",
         "500",
         "502",
         "503",

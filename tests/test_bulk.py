@@ -1,0 +1,313 @@
+"""BulkSender against the real loopback mock: shape, order, exactly-once, rate and concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import resource
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from aiolimiter import AsyncLimiter
+
+import gupshup_async as g
+from gupshup_async._bulk import MIN_RATE_FACTOR, _Throttle
+from gupshup_async.mock import FaultPlan, MockGupshupApp, MockGupshupServer, mock_transport
+
+
+def numbers(n: int, prefix: str = "91") -> list[str]:
+    return [f"{prefix}{i:010d}" for i in range(n)]
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+def _client(server: MockGupshupServer, **kwargs: object) -> g.AsyncGupshupClient:
+    return g.AsyncGupshupClient(
+        server.app_id,
+        server.token,
+        base_url=server.base_url,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def max_in_any_window(arrivals: list[float], window: float = 1.0) -> int:
+    arrivals = sorted(arrivals)
+    best, start = 0, 0
+    for end, t in enumerate(arrivals):
+        while t - arrivals[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+FAULT_MIX = {
+    "910000000001": ["429", "ok"],
+    "910000000002": ["400"],
+    "910000000003": ["503", "ok"],
+    "910000000004": ["500"],
+}
+
+
+async def test_results_are_in_input_order_with_the_reference_shape_and_exactly_once() -> None:
+    recipients = ["910000000000", *FAULT_MIX, "910000000005"]
+    async with (
+        MockGupshupServer(faults=FaultPlan(schedule=FAULT_MIX)) as server,
+        _client(server, retry_policy=g.RetryPolicy(sleep=_no_sleep)) as client,
+    ):
+        results = await g.BulkSender(client, rate=None, concurrency=3).send(
+            recipients, g.Text(body="hi")
+        )
+        accepted = {m.to: m.id for m in server.recorder.messages}
+
+    assert [r["recipient"] for r in results] == recipients
+    assert [r["success"] for r in results] == [True, True, False, True, False, True]
+    for result in results:
+        if result["success"]:
+            assert set(result) == {"recipient", "success", "result"}
+            assert result["result"]["messages"][0]["id"] == accepted[result["recipient"]]
+        else:
+            assert set(result) == {"recipient", "success", "error"}
+    assert results[2]["error"] == "HTTP 400: Invalid Destination"  # type: ignore[typeddict-item]
+    assert results[4]["error"] == (  # type: ignore[typeddict-item]
+        "HTTP 500: Internal Server Error (may have been delivered; not retried)"
+    )
+    # The mock's counts match the results one for one.
+    assert sorted(accepted) == sorted(r["recipient"] for r in results if r["success"])
+    assert dict(server.recorder.accepted) == {to: 1 for to in accepted}
+    assert dict(server.recorder.attempts) == {
+        "910000000000": 1,
+        "910000000001": 2,
+        "910000000002": 1,
+        "910000000003": 2,
+        "910000000004": 1,
+        "910000000005": 1,
+    }
+
+
+async def test_invalid_and_repeated_recipients_fail_without_a_request(
+    mock_server: MockGupshupServer, loopback_client: g.AsyncGupshupClient
+) -> None:
+    recipients = ["+91 98765 43210", "919876543210", "12", "91-98765-43210", "abc1234567"]
+    results = await g.BulkSender(loopback_client, rate=None).send(recipients, g.Text(body="hi"))
+
+    assert [r["success"] for r in results] == [True, False, False, False, False]
+    assert "duplicate recipient" in results[1]["error"]  # type: ignore[typeddict-item]
+    assert "must have 7-15 digits" in results[2]["error"]  # type: ignore[typeddict-item]
+    assert "duplicate recipient" in results[3]["error"]  # type: ignore[typeddict-item]
+    assert "only digits" in results[4]["error"]  # type: ignore[typeddict-item]
+    assert dict(mock_server.recorder.attempts) == {"919876543210": 1}
+
+
+async def test_per_recipient_messages_and_a_failing_callable_fails_only_its_recipient(
+    mock_server: MockGupshupServer, loopback_client: g.AsyncGupshupClient
+) -> None:
+    def message_for(to: str) -> g.Message:
+        if to.endswith("3"):
+            raise KeyError("no template for this customer")
+        if to.endswith("2"):
+            return g.Image(link=f"https://cdn.example/{to}.png")
+        return g.Text(body=f"Hello {to}")
+
+    recipients = ["910000000001", "910000000002", "910000000003"]
+    results = await g.BulkSender(loopback_client, rate=None).send(recipients, message_for)
+
+    assert [r["success"] for r in results] == [True, True, False]
+    assert "could not be built" in results[2]["error"]  # type: ignore[typeddict-item]
+    assert {m.to: m.type for m in mock_server.recorder.messages} == {
+        "910000000001": "text",
+        "910000000002": "image",
+    }
+
+
+async def test_ambiguous_outcome_is_a_failure_that_says_so_and_is_not_retried() -> None:
+    plan = FaultPlan(schedule={"910000000001": ["drop_after"]})
+    async with MockGupshupServer(faults=plan) as server, _client(server, max_retries=5) as client:
+        outcomes = [
+            o
+            async for o in g.BulkSender(client, rate=None).outcomes(
+                ["910000000001"], g.Text(body="x")
+            )
+        ]
+        assert server.recorder.attempts["910000000001"] == 1
+        assert server.recorder.accepted["910000000001"] == 1
+    [outcome] = outcomes
+    assert outcome.status == "ambiguous"
+    assert outcome.result["success"] is False
+    assert "may have been delivered" in outcome.result["error"]  # type: ignore[typeddict-item]
+
+
+async def test_rate_bound_measured_at_the_server() -> None:
+    n, rate = 700, 200.0
+    async with MockGupshupServer() as server, _client(server) as client:
+        sender = g.BulkSender(client, rate=rate, concurrency=32)
+        assert sender.burst == 20
+        started = time.monotonic()
+        results = await sender.send(numbers(n), g.Text(body="hi"))
+        elapsed = time.monotonic() - started
+        arrivals = [m.arrival for m in server.recorder.messages]
+    assert all(r["success"] for r in results)
+    assert len(arrivals) == n
+    assert max_in_any_window(arrivals) <= 240  # rate + burst = 220, plus network jitter
+    assert elapsed >= (n - sender.burst) / rate * 0.95  # the time the rate implies
+
+
+async def test_concurrency_bound_measured_at_the_server() -> None:
+    async with (
+        MockGupshupServer(faults=FaultPlan(latency=0.05)) as server,
+        _client(server) as client,
+    ):
+        results = await g.BulkSender(client, rate=None, concurrency=8).send(
+            numbers(80), g.Text(body="hi")
+        )
+        assert server.recorder.max_in_flight == 8
+    assert sum(r["success"] for r in results) == 80
+
+
+async def test_shared_limiter_bounds_two_senders_together() -> None:
+    async with MockGupshupServer() as server, _client(server) as client:
+        limiter = AsyncLimiter(10, 10 / 100)  # 100/s with bursts of 10, for both
+        first = g.BulkSender(client, limiter=limiter, concurrency=16)
+        second = g.BulkSender(client, limiter=limiter, concurrency=16)
+        started = time.monotonic()
+        await asyncio.gather(
+            first.send(numbers(150, "91"), g.Text(body="a")),
+            second.send(numbers(150, "92"), g.Text(body="b")),
+        )
+        elapsed = time.monotonic() - started
+        arrivals = [m.arrival for m in server.recorder.messages]
+    assert len(arrivals) == 300
+    assert elapsed >= (300 - 10) / 100 * 0.95
+    assert max_in_any_window(arrivals) <= 130
+
+
+async def test_throttling_slows_the_whole_sender_and_reports_it() -> None:
+    async with (
+        MockGupshupServer(rate=60, burst=6) as server,
+        _client(
+            server,
+            retry_policy=g.RetryPolicy(max_retries=20, backoff_initial=0.05, backoff_max=0.5),
+        ) as client,
+    ):
+        sender = g.BulkSender(client, rate=200, concurrency=16)
+        results = await sender.send(numbers(240), g.Text(body="hi"))
+        assert server.recorder.total_accepted == 240
+    assert all(r["success"] for r in results)
+    assert sender.rate_cuts >= 1
+    assert sender.lowest_rate is not None
+    assert sender.lowest_rate <= 100
+
+
+def test_throttle_pauses_on_retry_after_and_halves_at_most_once_a_second() -> None:
+    now = [100.0]
+    throttle = _Throttle(None, lambda: now[0])
+    throttle.throttled(retry_after=2.0)
+    assert throttle.paused_until == 102.0
+    assert throttle.factor == 0.5
+    now[0] = 100.5
+    throttle.throttled(retry_after=None)
+    assert (throttle.factor, throttle.cuts) == (0.5, 1)
+    now[0] = 101.0
+    throttle.throttled(retry_after=None)
+    assert (throttle.factor, throttle.cuts) == (0.25, 2)
+    now[0] = 103.0  # two quiet seconds: +0.1 after the first
+    assert throttle.current_factor() == pytest.approx(0.35)
+    now[0] = 200.0
+    assert throttle.current_factor() == 1.0
+    for step in range(10):
+        now[0] = 300.0 + step
+        throttle.throttled(retry_after=None)
+    assert throttle.factor == MIN_RATE_FACTOR
+
+
+async def test_cancelling_lets_in_flight_sends_finish_and_keeps_their_results() -> None:
+    plan = FaultPlan(latency=0.5)
+    seen: list[g.Outcome] = []
+    async with MockGupshupServer(faults=plan) as server, _client(server) as client:
+        sender = g.BulkSender(client, rate=None, concurrency=4, on_result=seen.append)
+        task = asyncio.create_task(sender.send(numbers(100), g.Text(body="hi")))
+        await asyncio.sleep(0.2)  # four requests are in flight at the mock
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert server.recorder.total_attempts == 4
+        assert server.recorder.total_accepted == 4
+    assert sorted(o.status for o in seen) == ["sent"] * 4
+    assert {o.digits for o in seen} == {m.to for m in server.recorder.messages}
+
+
+async def test_async_iterable_recipients_are_consumed_lazily(
+    mock_server: MockGupshupServer, loopback_client: g.AsyncGupshupClient
+) -> None:
+    pulled = 0
+
+    async def recipients() -> AsyncIterator[str]:
+        nonlocal pulled
+        for to in numbers(50):
+            pulled += 1
+            yield to
+
+    sender = g.BulkSender(loopback_client, rate=None, concurrency=2)
+    stream = sender.stream(recipients(), g.Text(body="hi"))
+    first = await anext(stream)  # type: ignore[call-overload]
+    assert first["success"] is True
+    assert pulled <= 2 * 2 + 2 + 1  # slots + workers + the feeder's hand: never the whole list
+    rest = [r async for r in stream]
+    assert len(rest) == 49
+    assert mock_server.recorder.total_accepted == 50
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rate": 0}, "rate must be a positive"),
+        ({"rate": float("inf")}, "rate must be a positive"),
+        ({"concurrency": 0}, "concurrency must be >= 1"),
+        ({"burst": 0}, "burst must be >= 1"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
+    client = g.AsyncGupshupClient("app", "tok")
+    with pytest.raises(ValueError, match=message):
+        g.BulkSender(client, **kwargs)  # type: ignore[arg-type]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def test_100k_recipients_stream_in_bounded_memory() -> None:
+    app = MockGupshupApp(token="t")
+    app.recorder.keep_messages = False
+
+    def recipients() -> Iterator[str]:
+        for i in range(100_000):
+            yield f"91{i:010d}"
+
+    gc.collect()
+    before = _rss_mb()
+    peak = before
+    count = successes = 0
+    http = httpx.AsyncClient(transport=mock_transport(app), base_url="http://mock")
+    async with (
+        http,
+        g.AsyncGupshupClient("app", "t", base_url="http://mock", http_client=http) as client,
+    ):
+        async for result in g.BulkSender(client, rate=None, concurrency=64).stream(
+            recipients(), g.Text(body="hi")
+        ):
+            count += 1
+            successes += result["success"]
+            if count % 10_000 == 0:
+                peak = max(peak, _rss_mb())
+    assert (count, successes) == (100_000, 100_000)
+    assert app.recorder.total_accepted == 100_000
+    # Loose: the dedup set and the mock's per-recipient counters grow; results do not pile up.
+    assert peak - before < 100
