@@ -3,8 +3,9 @@
 A fixed pool of `concurrency` workers pulls from the recipients as they are iterated (never one
 task per recipient); every attempt first passes the shared token bucket, so no sliding 1-second
 window holds more than `rate + burst` sends. Throttling slows the whole sender: `Retry-After`
-pauses every worker, and repeated 429s halve the effective rate (at most once a second), which
-then recovers by a tenth of the set rate per quiet second (AIMD).
+pauses every worker, and repeated throttling (a second throttled answer within a second of the
+last) halves the effective rate, at most once a second; it then recovers by a quarter of the
+set rate per quiet second (AIMD). A lone 429 only pauses or backs off.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ DEFAULT_CONCURRENCY = 64
 #: The effective rate never drops below this fraction of the set rate when throttled.
 MIN_RATE_FACTOR = 1 / 16
 #: After a cut, the factor regains this much of the set rate per second without throttling.
-RECOVERY_PER_SECOND = 0.1
+RECOVERY_PER_SECOND = 0.25
+#: Two throttled answers closer than this (seconds) count as repeated throttling.
+REPEAT_WINDOW = 1.0
 
 
 class BulkSuccess(TypedDict):
@@ -94,6 +97,7 @@ class _Throttle:
         self.paused_until = 0.0
         self.factor = 1.0
         self.last_cut = -math.inf
+        self.last_throttled = -math.inf
         self.cuts = 0
         self.lowest_factor = 1.0
 
@@ -115,7 +119,9 @@ class _Throttle:
         now = self.clock()
         if retry_after is not None and retry_after > 0:
             self.paused_until = max(self.paused_until, now + retry_after)
-        if now - self.last_cut >= 1.0:
+        repeated = now - self.last_throttled < REPEAT_WINDOW
+        self.last_throttled = now
+        if repeated and now - self.last_cut >= REPEAT_WINDOW:
             self.factor = max(self.current_factor() / 2, MIN_RATE_FACTOR)
             self.last_cut = now
             self.cuts += 1
@@ -133,7 +139,8 @@ class BulkSender:
     Pass `limiter` to share one account's bucket between senders and single sends.
     `on_result` is called with each `Outcome` as it completes (progress bars, journals);
     `before_send(digits)` is awaited once per recipient, after its first bucket token and
-    before its first request (a journal's write-ahead mark).
+    before its first request (a journal's write-ahead mark). `deduplicate=False` skips the
+    in-memory check for repeated numbers, for callers that deduplicate already (the journal).
     """
 
     def __init__(
@@ -146,6 +153,7 @@ class BulkSender:
         limiter: AsyncLimiter | None = None,
         on_result: Callable[[Outcome], None] | None = None,
         before_send: Callable[[str], Awaitable[None]] | None = None,
+        deduplicate: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate is not None and not (rate > 0 and math.isfinite(rate)):
@@ -160,6 +168,7 @@ class BulkSender:
         self.concurrency = concurrency
         self.on_result = on_result
         self.before_send = before_send
+        self.deduplicate = deduplicate
         self._limiter = limiter
         self._clock = clock
         self._throttle: _Throttle | None = None
@@ -257,7 +266,7 @@ class BulkSender:
                 except ValueError as invalid:
                     finish(_failure(index, to, None, "invalid", str(invalid), invalid))
                 else:
-                    number = int(digits)
+                    number = int(digits) if self.deduplicate else -1
                     if number in seen:
                         error = (
                             f"duplicate recipient {mask_recipient(digits)}: it appears earlier "
@@ -265,7 +274,8 @@ class BulkSender:
                         )
                         finish(_failure(index, to, digits, "duplicate", error, None))
                     else:
-                        seen.add(number)
+                        if self.deduplicate:
+                            seen.add(number)
                         await work.send((index, to, digits))
                 index += 1
 
@@ -294,11 +304,13 @@ class BulkSender:
         assert throttle is not None
         policy = client.retry_policy
         retries = 0
-        started = self._clock()
+        started = 0.0
         while True:
             await throttle.admit()
-            if retries == 0 and self.before_send is not None:
-                await self.before_send(digits)
+            if retries == 0:
+                if self.before_send is not None:
+                    await self.before_send(digits)
+                started = self._clock()
             with anyio.CancelScope(shield=True):  # an answered request is never lost
                 try:
                     sent = await client.post_once(body)

@@ -96,8 +96,8 @@ class AsyncGupshupClient:
         on_attempt: Callable[[AttemptEvent], None] | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
-        _check_app_id(app_id)
-        _check_token(token)
+        check_app_id(app_id)
+        check_token(token)
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.app_id = app_id
@@ -228,7 +228,8 @@ def _parse_success(status: int, content: bytes) -> SendResult:
     )
 
 
-def _check_app_id(app_id: str) -> None:
+def check_app_id(app_id: str) -> None:
+    """Refuse an app id that cannot be right, before it reaches a URL."""
     if not isinstance(app_id, str) or not app_id:
         raise InvalidCredentialsError("app_id must be a non-empty string")
     if any(c.isspace() or not c.isprintable() for c in app_id):
@@ -237,7 +238,8 @@ def _check_app_id(app_id: str) -> None:
         raise InvalidCredentialsError("app_id must not contain URL characters '/', '?', '#', '%'")
 
 
-def _check_token(token: str) -> None:
+def check_token(token: str) -> None:
+    """Refuse a token that cannot be right; the message never contains the token."""
     if not isinstance(token, str) or not token:
         raise InvalidCredentialsError("token must be a non-empty string")
     if token[:7].lower() == "bearer ":

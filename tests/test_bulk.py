@@ -201,24 +201,27 @@ async def test_throttling_slows_the_whole_sender_and_reports_it() -> None:
     assert sender.lowest_rate <= 100
 
 
-def test_throttle_pauses_on_retry_after_and_halves_at_most_once_a_second() -> None:
+def test_throttle_pauses_on_retry_after_and_halves_on_repeats_at_most_once_a_second() -> None:
     now = [100.0]
     throttle = _Throttle(None, lambda: now[0])
     throttle.throttled(retry_after=2.0)
     assert throttle.paused_until == 102.0
-    assert throttle.factor == 0.5
+    assert (throttle.factor, throttle.cuts) == (1.0, 0)  # a lone 429 only pauses
     now[0] = 100.5
     throttle.throttled(retry_after=None)
     assert (throttle.factor, throttle.cuts) == (0.5, 1)
-    now[0] = 101.0
+    now[0] = 100.9
+    throttle.throttled(retry_after=None)
+    assert (throttle.factor, throttle.cuts) == (0.5, 1)  # not twice within a second
+    now[0] = 101.6
     throttle.throttled(retry_after=None)
     assert (throttle.factor, throttle.cuts) == (0.25, 2)
-    now[0] = 103.0  # two quiet seconds: +0.1 after the first
-    assert throttle.current_factor() == pytest.approx(0.35)
+    now[0] = 103.6  # two quiet seconds: +0.25 after the first
+    assert throttle.current_factor() == pytest.approx(0.5)
     now[0] = 200.0
     assert throttle.current_factor() == 1.0
-    for step in range(10):
-        now[0] = 300.0 + step
+    for step in range(20):
+        now[0] = 300.0 + step * 0.6
         throttle.throttled(retry_after=None)
     assert throttle.factor == MIN_RATE_FACTOR
 

@@ -1,0 +1,265 @@
+"""The campaign journal: every recipient's state in SQLite, written ahead of its send.
+
+States: pending -> sending -> sent | failed | ambiguous, plus invalid and duplicate, decided when
+the recipients are loaded. A run killed at any moment (SIGKILL included) resumes from here:
+`sending` rows may have gone out, so they become `ambiguous`, never re-sent unless asked.
+
+Writes are grouped: every mark made during one event-loop turn is committed in one transaction
+(WAL, synchronous=NORMAL: durable against a killed process), and `mark_sending` returns only
+once its mark is committed. The token is never written here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ._bulk import BulkResult, Outcome
+from ._recipients import normalize_recipient
+
+#: States after which a recipient is never sent again by a resumed run.
+FINAL_STATES = ("sent", "failed", "ambiguous", "invalid", "duplicate")
+_LOAD_BATCH = 5_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaign (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recipients (
+    idx        INTEGER PRIMARY KEY,
+    recipient  TEXT NOT NULL,
+    digits     TEXT,
+    state      TEXT NOT NULL,
+    error      TEXT,
+    code       INTEGER,
+    result     TEXT,
+    runs       INTEGER NOT NULL DEFAULT 0,
+    updated    REAL
+);
+CREATE INDEX IF NOT EXISTS recipients_digits ON recipients (digits);
+CREATE TABLE IF NOT EXISTS seen (digits INTEGER PRIMARY KEY);
+"""
+
+
+class CampaignMismatchError(ValueError):
+    """The journal belongs to another campaign (other message or recipients file)."""
+
+
+class Journal:
+    """One campaign's durable state; `identity` ties it to its message and recipients file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._sending: list[str] = []
+        self._finals: list[tuple[str, str | None, int | None, str | None, float, str]] = []
+        self._committed: asyncio.Future[None] | None = None
+
+    def close(self) -> None:
+        """Commit what is pending and close the database."""
+        self.flush()
+        self._db.close()
+
+    # ------------------------------------------------------------ campaign identity
+
+    def bind(self, identity: dict[str, str]) -> bool:
+        """Tie a new journal to `identity`, or check an existing one; True when resuming.
+
+        Raises `CampaignMismatchError` naming what differs.
+        """
+        stored = dict(self._db.execute("SELECT key, value FROM campaign").fetchall())
+        if not stored:
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT INTO campaign (key, value) VALUES (?, ?)", sorted(identity.items())
+                )
+            return False
+        differs = sorted(k for k in identity if stored.get(k) != identity[k])
+        if differs:
+            raise CampaignMismatchError(
+                f"journal {self.path} belongs to another campaign: its {', '.join(differs)} "
+                "differ(s) from this run's; use another --journal or the original inputs"
+            )
+        return True
+
+    # ------------------------------------------------------------ loading recipients
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every recipient of the file is in the journal."""
+        row = self._db.execute("SELECT value FROM campaign WHERE key = 'loaded'").fetchone()
+        return row is not None
+
+    def load(self, recipients: Iterable[str]) -> None:
+        """Record every recipient as pending, invalid or duplicate, in batches.
+
+        Safe to repeat after a kill mid-load: rows already there are kept as they are.
+        """
+        start = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM recipients").fetchone()[0]
+        batch: list[tuple[int, str, str | None, str, str | None]] = []
+        for idx, to in enumerate(recipients):
+            if idx < start:
+                continue
+            batch.append(self._classify(idx, to))
+            if len(batch) >= _LOAD_BATCH:
+                self._insert(batch)
+                batch = []
+        self._insert(batch)
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO campaign VALUES ('loaded', '1')")
+
+    def _classify(self, idx: int, to: str) -> tuple[int, str, str | None, str, str | None]:
+        try:
+            digits = normalize_recipient(to)
+        except ValueError as invalid:
+            return (idx, to, None, "invalid", str(invalid))
+        fresh = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (int(digits),)).rowcount
+        if not fresh:
+            error = "duplicate recipient: it appears earlier in the file, not sent again"
+            return (idx, to, digits, "duplicate", error)
+        return (idx, to, digits, "pending", None)
+
+    def _insert(self, rows: list[tuple[int, str, str | None, str, str | None]]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO recipients (idx, recipient, digits, state, error) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    # ------------------------------------------------------------ resuming
+
+    def settle_interrupted(self, *, resend_ambiguous: bool) -> int:
+        """Turn `sending` rows of a killed run into `ambiguous` (or back to pending when
+        `resend_ambiguous`); also re-queue old ambiguous rows when asked. Returns the count."""
+        with self._transaction():
+            if resend_ambiguous:
+                cursor = self._db.execute(
+                    "UPDATE recipients SET state = 'pending', error = NULL "
+                    "WHERE state IN ('sending', 'ambiguous')"
+                )
+            else:
+                cursor = self._db.execute(
+                    "UPDATE recipients SET state = 'ambiguous', error = ? WHERE state = 'sending'",
+                    ("interrupted while sending: may have been delivered; not re-sent",),
+                )
+        return cursor.rowcount
+
+    def pending(self, chunk: int = 1_000) -> Iterator[str]:
+        """The recipients still to send, in file order, read in chunks (bounded memory)."""
+        last = -1
+        while True:
+            rows = self._db.execute(
+                "SELECT idx, recipient FROM recipients WHERE state = 'pending' AND idx > ? "
+                "ORDER BY idx LIMIT ?",
+                (last, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            for idx, recipient in rows:
+                last = idx
+                yield recipient
+
+    def counts(self) -> dict[str, int]:
+        """How many recipients are in each state."""
+        return dict(self._db.execute("SELECT state, COUNT(*) FROM recipients GROUP BY state"))
+
+    def failures(self) -> list[tuple[str, int | None, str, int]]:
+        """(state, code, error, count) for every failed, ambiguous or invalid group."""
+        # A bad number's error starts "recipient '<masked>': <reason>"; group on the reason.
+        reason = (
+            "CASE WHEN error LIKE 'recipient ''%' AND instr(error, ': ') > 0 "
+            "THEN substr(error, instr(error, ': ') + 2) ELSE error END"
+        )
+        return self._db.execute(
+            f"SELECT state, code, {reason} AS reason, COUNT(*) FROM recipients "
+            "WHERE state IN ('failed', 'ambiguous', 'invalid', 'duplicate') "
+            "GROUP BY state, code, reason ORDER BY COUNT(*) DESC"
+        ).fetchall()
+
+    def results(self) -> Iterator[BulkResult]:
+        """Every recipient's final result, in file order, in the reference's shape."""
+        query = (
+            "SELECT recipient, state, error, result FROM recipients "
+            f"WHERE state IN {FINAL_STATES} ORDER BY idx"
+        )
+        for recipient, state, error, result in self._db.execute(query):
+            if state == "sent":
+                yield {"recipient": recipient, "success": True, "result": json.loads(result)}
+            else:
+                yield {"recipient": recipient, "success": False, "error": error}
+
+    # ------------------------------------------------------------ write-ahead marks
+
+    async def mark_sending(self, digits: str) -> None:
+        """Mark `digits` as being sent; returns once the mark is committed."""
+        self._sending.append(digits)
+        await self._commit_soon()
+
+    def record(self, outcome: Outcome) -> None:
+        """Queue `outcome` as the recipient's state (committed with the next group).
+
+        Cancelled before a retry ("not_sent") goes back to pending: it surely did not deliver.
+        """
+        if outcome.digits is None or outcome.status == "duplicate":
+            return  # decided when the recipients were loaded
+        state = "pending" if outcome.status == "not_sent" else outcome.status
+        if outcome.result["success"]:
+            result, error = json.dumps(outcome.result["result"]), None
+        else:
+            result, error = None, outcome.result["error"]
+        self._finals.append((state, error, outcome.code, result, time.time(), outcome.digits))
+        self._commit_soon()
+
+    def _commit_soon(self) -> asyncio.Future[None]:
+        if self._committed is None:
+            self._committed = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self.flush)
+        return self._committed
+
+    def flush(self) -> None:
+        """Commit every queued mark and final state in one transaction."""
+        sending, finals, committed = self._sending, self._finals, self._committed
+        self._sending, self._finals, self._committed = [], [], None
+        if sending or finals:
+            try:
+                with self._transaction():
+                    if sending:
+                        self._db.executemany(
+                            "UPDATE recipients SET state = 'sending', runs = runs + 1 "
+                            "WHERE digits = ? AND state = 'pending'",
+                            [(d,) for d in sending],
+                        )
+                    if finals:
+                        self._db.executemany(
+                            "UPDATE recipients SET state = ?, error = ?, code = ?, "
+                            "result = ?, updated = ? "
+                            "WHERE digits = ? AND state IN ('pending', 'sending')",
+                            finals,
+                        )
+            except BaseException as exc:
+                if committed is not None and not committed.done():
+                    committed.set_exception(exc)
+                raise
+        if committed is not None and not committed.done():
+            committed.set_result(None)
+
+    def _transaction(self) -> Any:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

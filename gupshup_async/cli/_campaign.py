@@ -1,0 +1,225 @@
+"""The campaign: load the recipients into the journal, send what is pending, report."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import hashlib
+import json
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._bulk import BulkSender, Outcome
+from .._client import AsyncGupshupClient, encode_message
+from .._journal import Journal
+from .._messages import Message
+from ._inputs import file_digest, iter_recipients
+from ._progress import ProgressDisplay
+
+
+@dataclass
+class CampaignOptions:
+    """Everything one campaign run needs; the token never leaves this object but to the client."""
+
+    recipients: Path
+    message: Message
+    app_id: str | None = None
+    token: str | None = field(default=None, repr=False)
+    base_url: str = "https://partner.gupshup.io"
+    rate: float | None = 80.0
+    burst: int | None = None
+    concurrency: int = 64
+    journal: Path | None = None
+    results: Path | None = None
+    dry_run: bool = False
+    resend_ambiguous: bool = False
+    show_progress: bool | None = None
+
+
+@dataclass
+class CampaignReport:
+    """What the run did: counts by state across all runs, this run's speed and latencies."""
+
+    counts: dict[str, int]
+    failures: list[tuple[str, int | None, str, int]]
+    sent_this_run: int
+    finished_this_run: int
+    elapsed: float
+    latencies: list[float]
+    resumed: bool
+    interrupted: bool
+    journal: Path | None
+    results: Path | None
+    rate_cuts: int = 0
+    dry_run: bool = False
+    valid: int = 0
+    projected_seconds: float | None = None
+
+    @property
+    def achieved_rate(self) -> float:
+        """Requests finished per second of sending in this run."""
+        return self.finished_this_run / self.elapsed if self.elapsed > 0 else 0.0
+
+    def percentile(self, q: float) -> float | None:
+        """Latency percentile `q` (0-100) in seconds, over this run's sends."""
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def message_digest(message: Message) -> str:
+    """SHA-256 of the message's wire encoding: what ties a journal to its message."""
+    return hashlib.sha256(encode_message(message).encode()).hexdigest()
+
+
+async def run_campaign(options: CampaignOptions, display: ProgressDisplay) -> CampaignReport:
+    """Run (or resume, or dry-run) one campaign; inputs are checked before anything is sent."""
+    with contextlib.ExitStack() as stack:
+        journal_path = options.journal
+        if journal_path is None:
+            journal_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "j.sqlite3"
+        journal = Journal(journal_path)
+        stack.callback(journal.close)
+        resumed = journal.bind(
+            {
+                "message_sha256": message_digest(options.message),
+                "recipients_sha256": file_digest(options.recipients),
+            }
+        )
+        if not journal.loaded:
+            journal.load(iter_recipients(options.recipients))
+        keep = options.journal
+        if options.dry_run:
+            counts = journal.counts()
+            valid = counts.get("pending", 0)
+            rate = options.rate
+            return CampaignReport(
+                counts=counts,
+                failures=journal.failures(),
+                sent_this_run=0,
+                finished_this_run=0,
+                elapsed=0.0,
+                latencies=[],
+                resumed=resumed,
+                interrupted=False,
+                journal=keep,
+                results=None,
+                dry_run=True,
+                valid=valid,
+                projected_seconds=valid / rate if rate else None,
+            )
+        journal.settle_interrupted(resend_ambiguous=options.resend_ambiguous)
+        report = await _send_pending(options, journal, display, resumed)
+        report.journal = keep
+        if options.results is not None:
+            write_results(journal, options.results)
+            report.results = options.results
+        return report
+    raise AssertionError("unreachable")  # pragma: no cover - ExitStack never swallows
+
+
+async def _send_pending(
+    options: CampaignOptions, journal: Journal, display: ProgressDisplay, resumed: bool
+) -> CampaignReport:
+    assert options.app_id is not None
+    assert options.token is not None
+    before = journal.counts()
+    todo = before.get("pending", 0)
+    done_before = sum(before.values()) - todo
+    latencies = array.array("d")
+    sent = finished = 0
+
+    def on_result(outcome: Outcome) -> None:
+        nonlocal sent, finished
+        journal.record(outcome)
+        if outcome.status == "not_sent":
+            return
+        finished += 1
+        if outcome.status == "sent":
+            sent += 1
+            latencies.append(outcome.latency)
+        display.advance(outcome)
+
+    interrupted = False
+    started = time.monotonic()
+    async with AsyncGupshupClient(
+        options.app_id, options.token, base_url=options.base_url
+    ) as client:
+        sender = BulkSender(
+            client,
+            rate=options.rate,
+            burst=options.burst,
+            concurrency=options.concurrency,
+            on_result=on_result,
+            before_send=journal.mark_sending,
+            deduplicate=False,  # the journal refused repeats when it loaded the file
+        )
+        display.start(total=todo, already_done=done_before, resumed=resumed)
+        try:
+            with _cancel_on_signals():
+                await sender.send(journal.pending(), options.message)
+        except asyncio.CancelledError:
+            interrupted = True
+        finally:
+            journal.flush()
+            display.stop()
+    elapsed = time.monotonic() - started
+    return CampaignReport(
+        counts=journal.counts(),
+        failures=journal.failures(),
+        sent_this_run=sent,
+        finished_this_run=finished,
+        elapsed=elapsed,
+        latencies=list(latencies),
+        resumed=resumed,
+        interrupted=interrupted,
+        journal=None,
+        results=None,
+        rate_cuts=sender.rate_cuts,
+    )
+
+
+@contextlib.contextmanager
+def _cancel_on_signals() -> Iterator[None]:
+    """First Ctrl-C (or SIGTERM) cancels the send so in-flight requests finish and are recorded;
+    a second one falls back to Python's default and stops at once."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed: list[signal.Signals] = []
+
+    def cancel(signum: signal.Signals) -> None:
+        with contextlib.suppress(ValueError, RuntimeError):
+            loop.remove_signal_handler(signum)
+        if task is not None:
+            task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, cancel, signum)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+            pass
+    try:
+        yield
+    finally:
+        for signum in installed:
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(signum)
+
+
+def write_results(journal: Journal, path: Path) -> int:
+    """Rewrite `path` as JSON Lines from the journal: every final result, in file order."""
+    temporary = path.with_name(path.name + ".tmp")
+    count = 0
+    with temporary.open("w", encoding="utf-8") as handle:
+        for result in journal.results():
+            handle.write(json.dumps(result, ensure_ascii=False) + "\n")
+            count += 1
+    temporary.replace(path)
+    return count
