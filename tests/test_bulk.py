@@ -213,10 +213,10 @@ def test_throttle_pauses_on_retry_after_and_halves_on_repeats_at_most_once_a_sec
     now[0] = 100.9
     throttle.throttled(retry_after=None)
     assert (throttle.factor, throttle.cuts) == (0.5, 1)  # not twice within a second
-    now[0] = 101.6
+    now[0] = 101.5
     throttle.throttled(retry_after=None)
     assert (throttle.factor, throttle.cuts) == (0.25, 2)
-    now[0] = 103.6  # two quiet seconds: +0.25 after the first
+    now[0] = 103.5  # two quiet seconds: +0.25 after the first
     assert throttle.current_factor() == pytest.approx(0.5)
     now[0] = 200.0
     assert throttle.current_factor() == 1.0
