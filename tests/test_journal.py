@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gupshup_async import Outcome
+from gupshup_async._journal import CampaignMismatchError, Journal
+
+IDENTITY = {"message_sha256": "m1", "recipients_sha256": "r1"}
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.bind(IDENTITY)
+    yield journal
+    journal.close()
+
+
+def _sent(digits: str, to: str) -> Outcome:
+    result = {"messages": [{"id": f"gs-{digits}"}]}
+    return Outcome(
+        0, to, digits, "sent", {"recipient": to, "success": True, "result": result}, None, 1, 0.01
+    )
+
+
+def test_load_classifies_pending_invalid_and_duplicate(journal: Journal) -> None:
+    journal.load(["+91 98765 43210", "12", "919876543210", "917000000000"])
+    assert journal.counts() == {"pending": 2, "invalid": 1, "duplicate": 1}
+    assert list(journal.pending()) == ["+91 98765 43210", "917000000000"]
+    assert journal.loaded
+
+
+def test_load_after_a_kill_mid_load_keeps_what_is_there(journal: Journal) -> None:
+    journal._insert([journal._classify(0, "919876543210")])  # as if killed after one batch
+    journal.load(["919876543210", "917000000000"])
+    assert journal.counts() == {"pending": 2}
+
+
+def test_bind_refuses_another_campaign(tmp_path: Path) -> None:
+    first = Journal(tmp_path / "j.sqlite3")
+    assert first.bind(IDENTITY) is False
+    first.close()
+    again = Journal(tmp_path / "j.sqlite3")
+    assert again.bind(IDENTITY) is True
+    with pytest.raises(CampaignMismatchError, match="message_sha256"):
+        again.bind({**IDENTITY, "message_sha256": "other"})
+    again.close()
+
+
+async def test_marks_of_one_loop_turn_commit_in_one_transaction(journal: Journal) -> None:
+    journal.load([f"9170000000{i:02d}" for i in range(50)])
+    commits: list[str] = []
+    journal._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    await asyncio.gather(*(journal.mark_sending(f"9170000000{i:02d}") for i in range(50)))
+    assert commits == ["COMMIT"]
+    assert journal.counts() == {"sending": 50}
+
+
+async def test_final_states_and_results_in_file_order(journal: Journal) -> None:
+    journal.load(["917000000002", "bad", "917000000001"])
+    await journal.mark_sending("917000000001")
+    await journal.mark_sending("917000000002")
+    journal.record(_sent("917000000001", "917000000001"))
+    failure = Outcome(0, "917000000002", "917000000002", "failed",
+                      {"recipient": "917000000002", "success": False, "error": "HTTP 400: nope"})  # fmt: skip
+    journal.record(failure)
+    journal.flush()
+    assert journal.counts() == {"sent": 1, "failed": 1, "invalid": 1}
+    results = list(journal.results())
+    assert [r["recipient"] for r in results] == ["917000000002", "bad", "917000000001"]
+    assert results[0] == {"recipient": "917000000002", "success": False, "error": "HTTP 400: nope"}
+    assert results[2] == {
+        "recipient": "917000000001",
+        "success": True,
+        "result": {"messages": [{"id": "gs-917000000001"}]},
+    }
+
+
+async def test_interrupted_sends_become_ambiguous_unless_resent(journal: Journal) -> None:
+    journal.load(["917000000001", "917000000002"])
+    await journal.mark_sending("917000000001")
+    assert journal.settle_interrupted(resend_ambiguous=False) == 1
+    assert journal.counts() == {"ambiguous": 1, "pending": 1}
+    assert journal.settle_interrupted(resend_ambiguous=True) == 1
+    assert journal.counts() == {"pending": 2}
+
+
+async def test_not_sent_goes_back_to_pending(journal: Journal) -> None:
+    journal.load(["917000000001"])
+    await journal.mark_sending("917000000001")
+    outcome = Outcome(0, "917000000001", "917000000001", "not_sent",
+                      {"recipient": "917000000001", "success": False, "error": "cancelled"})  # fmt: skip
+    journal.record(outcome)
+    journal.flush()
+    assert journal.counts() == {"pending": 1}
+
+
+def test_no_token_in_the_journal_file(tmp_path: Path) -> None:
+    # The journal API takes no token at all; the file holds recipients, states and answers only.
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.bind(IDENTITY)
+    tables = {
+        row[0] for row in journal._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    assert tables == {"campaign", "recipients", "seen"}
+    columns = {row[1] for row in journal._db.execute("PRAGMA table_info(campaign)")}
+    assert columns == {"key", "value"}
+    journal.close()
