@@ -58,5 +58,9 @@ def serve_mock(args: argparse.Namespace) -> int:
     print(f"  export GUPSHUP_APP_TOKEN={token}")
     print(f"  stats: GET {base_url}/_mock/stats?summary=1", flush=True)
     server = uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, loop="uvloop"))
-    server.run()
+    try:
+        server.run()  # uvicorn shuts down gracefully, then re-raises the captured Ctrl-C
+    except KeyboardInterrupt:
+        pass
+    print("Mock stopped.")
     return 0
