@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from ..mock import DEFAULT_APP_ID, DEFAULT_TOKEN, FaultPlan, MockGupshupApp
@@ -58,9 +59,8 @@ def serve_mock(args: argparse.Namespace) -> int:
     print(f"  export GUPSHUP_APP_TOKEN={token}")
     print(f"  stats: GET {base_url}/_mock/stats?summary=1", flush=True)
     server = uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, loop="uvloop"))
-    try:
-        server.run()  # uvicorn shuts down gracefully, then re-raises the captured Ctrl-C
-    except KeyboardInterrupt:
-        pass
+    # uvicorn shuts down gracefully, then re-raises the captured Ctrl-C: that is our stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     print("Mock stopped.")
     return 0
