@@ -21,12 +21,19 @@ from ._errors import (
 from ._messages import Message
 from ._recipients import mask_recipient, normalize_recipient
 from ._retry import DEFAULT_MAX_RETRIES, RetryPolicy, parse_retry_after
-from ._transport import DEFAULT_MAX_CONNECTIONS, classify_transport_error, create_http_client
+from ._transport import (
+    DEFAULT_MAX_CONNECTIONS,
+    classify_transport_error,
+    create_http_client,
+    create_transport,
+)
+from ._version import __version__
 
 logger = logging.getLogger("gupshup_async")
 
 DEFAULT_BASE_URL = "https://partner.gupshup.io"
 DEFAULT_TIMEOUT = 10.0
+USER_AGENT = f"gupshup-async/{__version__}"
 
 _APP_ID_FORBIDDEN = frozenset("/?#%")
 
@@ -102,12 +109,19 @@ class AsyncGupshupClient:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.app_id = app_id
         self.base_url = base_url.rstrip("/")
-        self._url = f"{self.base_url}/partner/app/{app_id}/v3/message"
-        self._headers = {"Authorization": token, "Content-Type": "application/json"}
-        self._owns_http = http_client is None
-        self._http = http_client or create_http_client(
-            timeout=timeout, max_connections=max_connections
+        self._url = httpx.URL(f"{self.base_url}/partner/app/{app_id}/v3/message")
+        self._headers = httpx.Headers(
+            {"Authorization": token, "Content-Type": "application/json", "User-Agent": USER_AGENT}
         )
+        self._owns_http = http_client is None
+        # With our own client there are no hooks, auth, cookies or redirects to honour, so a
+        # send goes straight to the transport: half the CPU of `AsyncClient.send` (measured).
+        self._transport: httpx.AsyncBaseTransport | None = None
+        if http_client is None:
+            self._transport = create_transport(max_connections=max_connections)
+            http_client = create_http_client(timeout=timeout, transport=self._transport)
+        self._http = http_client
+        self._extensions = {"timeout": self._http.timeout.as_dict()}
         policy = retry_policy or RetryPolicy()
         self.retry_policy = replace(
             policy,
@@ -176,7 +190,24 @@ class AsyncGupshupClient:
     async def post_once(self, body: bytes) -> SendResult:
         """One HTTP attempt, no retry: the building block of `send` and of the bulk sender."""
         try:
-            response = await self._http.post(self._url, content=body, headers=self._headers)
+            if self._transport is not None:
+                request = httpx.Request(
+                    "POST",
+                    self._url,
+                    headers=self._headers,
+                    content=body,
+                    extensions=self._extensions,
+                )
+                response = await self._transport.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+            else:
+                request = self._http.build_request(
+                    "POST", self._url, headers=self._headers, content=body
+                )
+                response = await self._http.send(request)
         except httpx.TransportError as exc:
             raise classify_transport_error(exc) from exc
         status = response.status_code

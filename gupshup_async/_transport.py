@@ -24,17 +24,22 @@ DEFAULT_MAX_CONNECTIONS = 512
 KEEPALIVE_EXPIRY = 4.0
 
 
-def create_http_client(
-    *, timeout: float, max_connections: int = DEFAULT_MAX_CONNECTIONS
-) -> httpx.AsyncClient:
-    """The default shared client: aiohttp transport, a pool as large as `max_connections`."""
+def create_transport(*, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> httpx.AsyncBaseTransport:
+    """The default transport: aiohttp's connection pool, as large as `max_connections`."""
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=KEEPALIVE_EXPIRY,
     )
+    return AiohttpTransport(limits=limits, trust_env=False)
+
+
+def create_http_client(
+    *, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The default shared client around `transport` (by default `create_transport()`)."""
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits, trust_env=False),
+        transport=transport or create_transport(),
         timeout=httpx.Timeout(timeout),
         trust_env=False,
     )
