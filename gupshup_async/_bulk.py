@@ -237,10 +237,12 @@ class BulkSender:
         *,
         slots: asyncio.Semaphore | None,
     ) -> None:
+        # Created here, inside the running loop: aiolimiter binds to the first loop using it.
         limiter = self._limiter
         if limiter is None and self.rate is not None:
-            # Created here, inside the running loop: aiolimiter binds to the first loop using it.
             limiter = AsyncLimiter(self.burst, self.burst / self.rate)
+            # Start with a full bucket: a run's first second holds no burst, only the rate.
+            await limiter.acquire(self.burst)
         self._throttle = _Throttle(limiter, self._clock)
         await _Run(self, recipients, message, emit, slots, self._throttle).execute()
 

@@ -40,8 +40,18 @@ CREATE TABLE IF NOT EXISTS recipients (
     updated    REAL
 );
 CREATE INDEX IF NOT EXISTS recipients_digits ON recipients (digits);
-CREATE TABLE IF NOT EXISTS seen (digits INTEGER PRIMARY KEY);
 """
+
+
+DUPLICATE_ERROR = "duplicate recipient: it appears earlier in the file, not sent again"
+
+
+def _classify(idx: int, to: str) -> tuple[int, str, str | None, str, str | None]:
+    try:
+        digits = normalize_recipient(to)
+    except ValueError as invalid:
+        return (idx, to, None, "invalid", str(invalid))
+    return (idx, to, digits, "pending", None)
 
 
 class CampaignMismatchError(ValueError):
@@ -57,9 +67,10 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._sending: list[str] = []
-        self._finals: list[tuple[str, str | None, int | None, str | None, float, str]] = []
+        self._sending: list[int] = []
+        self._finals: list[tuple[str, str | None, int | None, str | None, float, int]] = []
         self._committed: asyncio.Future[None] | None = None
+        self._row_of: dict[str, int] = {}  # digits -> idx of what pending() handed out
 
     def close(self) -> None:
         """Commit what is pending and close the database."""
@@ -97,33 +108,29 @@ class Journal:
         return row is not None
 
     def load(self, recipients: Iterable[str]) -> None:
-        """Record every recipient as pending, invalid or duplicate, in batches.
+        """Record every recipient as pending or invalid in batches, then mark repeats.
 
-        Safe to repeat after a kill mid-load: rows already there are kept as they are.
+        Safe to repeat after a kill mid-load: rows already there are kept as they are, and
+        repeats are marked (in one statement) only once the whole file is in.
         """
         start = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM recipients").fetchone()[0]
         batch: list[tuple[int, str, str | None, str, str | None]] = []
         for idx, to in enumerate(recipients):
             if idx < start:
                 continue
-            batch.append(self._classify(idx, to))
+            batch.append(_classify(idx, to))
             if len(batch) >= _LOAD_BATCH:
                 self._insert(batch)
                 batch = []
         self._insert(batch)
         with self._transaction():
+            self._db.execute(
+                "UPDATE recipients SET state = 'duplicate', error = ? "
+                "WHERE state = 'pending' AND idx > "
+                "(SELECT MIN(idx) FROM recipients AS first WHERE first.digits = recipients.digits)",
+                (DUPLICATE_ERROR,),
+            )
             self._db.execute("INSERT OR REPLACE INTO campaign VALUES ('loaded', '1')")
-
-    def _classify(self, idx: int, to: str) -> tuple[int, str, str | None, str, str | None]:
-        try:
-            digits = normalize_recipient(to)
-        except ValueError as invalid:
-            return (idx, to, None, "invalid", str(invalid))
-        fresh = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (int(digits),)).rowcount
-        if not fresh:
-            error = "duplicate recipient: it appears earlier in the file, not sent again"
-            return (idx, to, digits, "duplicate", error)
-        return (idx, to, digits, "pending", None)
 
     def _insert(self, rows: list[tuple[int, str, str | None, str, str | None]]) -> None:
         with self._transaction():
@@ -156,14 +163,15 @@ class Journal:
         last = -1
         while True:
             rows = self._db.execute(
-                "SELECT idx, recipient FROM recipients WHERE state = 'pending' AND idx > ? "
+                "SELECT idx, recipient, digits FROM recipients WHERE state = 'pending' AND idx > ? "
                 "ORDER BY idx LIMIT ?",
                 (last, chunk),
             ).fetchall()
             if not rows:
                 return
-            for idx, recipient in rows:
+            for idx, recipient, digits in rows:
                 last = idx
+                self._row_of[digits] = idx  # marks then update by rowid, not by digits
                 yield recipient
 
     def counts(self) -> dict[str, int]:
@@ -199,7 +207,7 @@ class Journal:
 
     async def mark_sending(self, digits: str) -> None:
         """Mark `digits` as being sent; returns once the mark is committed."""
-        self._sending.append(digits)
+        self._sending.append(self._row(digits, forget=False))
         await self._commit_soon()
 
     def record(self, outcome: Outcome) -> None:
@@ -214,8 +222,19 @@ class Journal:
             result, error = json.dumps(outcome.result["result"]), None
         else:
             result, error = None, outcome.result["error"]
-        self._finals.append((state, error, outcome.code, result, time.time(), outcome.digits))
+        row = self._row(outcome.digits, forget=True)
+        self._finals.append((state, error, outcome.code, result, time.time(), row))
         self._commit_soon()
+
+    def _row(self, digits: str, *, forget: bool) -> int:
+        row = self._row_of.pop(digits, None) if forget else self._row_of.get(digits)
+        if row is None:
+            found = self._db.execute(
+                "SELECT idx FROM recipients WHERE digits = ? AND state IN ('pending', 'sending')",
+                (digits,),
+            ).fetchone()
+            row = found[0] if found else -1
+        return int(row)
 
     def _commit_soon(self) -> asyncio.Future[None]:
         if self._committed is None:
@@ -233,14 +252,14 @@ class Journal:
                     if sending:
                         self._db.executemany(
                             "UPDATE recipients SET state = 'sending', runs = runs + 1 "
-                            "WHERE digits = ? AND state = 'pending'",
-                            [(d,) for d in sending],
+                            "WHERE idx = ? AND state = 'pending'",
+                            [(row,) for row in sending],
                         )
                     if finals:
                         self._db.executemany(
                             "UPDATE recipients SET state = ?, error = ?, code = ?, "
                             "result = ?, updated = ? "
-                            "WHERE digits = ? AND state IN ('pending', 'sending')",
+                            "WHERE idx = ? AND state IN ('pending', 'sending')",
                             finals,
                         )
             except BaseException as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gupshup_async import Outcome
-from gupshup_async._journal import CampaignMismatchError, Journal
+from gupshup_async._journal import CampaignMismatchError, Journal, _classify
 
 IDENTITY = {"message_sha256": "m1", "recipients_sha256": "r1"}
 
@@ -35,7 +35,7 @@ def test_load_classifies_pending_invalid_and_duplicate(journal: Journal) -> None
 
 
 def test_load_after_a_kill_mid_load_keeps_what_is_there(journal: Journal) -> None:
-    journal._insert([journal._classify(0, "919876543210")])  # as if killed after one batch
+    journal._insert([_classify(0, "919876543210")])  # as if killed after one batch
     journal.load(["919876543210", "917000000000"])
     assert journal.counts() == {"pending": 2}
 
@@ -106,7 +106,7 @@ def test_no_token_in_the_journal_file(tmp_path: Path) -> None:
     tables = {
         row[0] for row in journal._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
     }
-    assert tables == {"campaign", "recipients", "seen"}
+    assert tables == {"campaign", "recipients"}
     columns = {row[1] for row in journal._db.execute("PRAGMA table_info(campaign)")}
     assert columns == {"key", "value"}
     journal.close()

@@ -1,6 +1,7 @@
 """The mock Gupshup API as a bare ASGI application (no framework: it must outrun the client).
 
-Routes: `POST /partner/app/{app_id}/v3/message`, `GET /_mock/stats`, `POST /_mock/reset`.
+Routes: `POST /partner/app/{app_id}/v3/message`, `GET /_mock/stats`, `GET /_mock/arrivals`
+(server-side arrival times, for rate checks from another process), `POST /_mock/reset`.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class MockGupshupApp:
         elif path == "/_mock/stats" and method == "GET":
             per_recipient = b"summary" not in scope.get("query_string", b"")
             await _respond(send, 200, self.recorder.stats(per_recipient=per_recipient))
+        elif path == "/_mock/arrivals" and method == "GET":
+            await _respond(send, 200, {"arrivals": self.recorder.arrival_times()})
         elif path == "/_mock/reset" and method == "POST":
             self.recorder.reset()
             await _respond(send, 200, {"status": "success"})

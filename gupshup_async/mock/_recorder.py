@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class Recorder:
         """Forget everything seen so far."""
         with self._lock:
             self.messages: list[AcceptedMessage] = []
+            self.arrivals = array.array("d")  # 8 bytes a message, kept even without messages
             self.attempts: Counter[str] = Counter()
             self.accepted: Counter[str] = Counter()
             self.total_attempts = 0
@@ -53,6 +55,7 @@ class Recorder:
         with self._lock:
             self.accepted[message.to] += 1
             self.total_accepted += 1
+            self.arrivals.append(message.arrival)
             if self.keep_messages:
                 self.messages.append(message)
 
@@ -66,6 +69,11 @@ class Recorder:
         """A request finished being handled."""
         with self._lock:
             self.in_flight -= 1
+
+    def arrival_times(self, since: int = 0) -> list[float]:
+        """Arrival times (`time.monotonic()` at the server) of accepted messages from `since`."""
+        with self._lock:
+            return self.arrivals[since:].tolist()
 
     def stats(self, *, per_recipient: bool = True) -> dict[str, Any]:
         """A JSON-ready summary, as served at `GET /_mock/stats`."""

@@ -1,0 +1,377 @@
+"""The SDK against what users would write instead, side by side in one run.
+
+    python -m benchmarks.bulk            # about 6 minutes on 2 cores
+    python -m benchmarks.bulk --quick    # one repetition, shorter runs
+
+The mock runs in its own uvicorn process pinned to core 1; every measurement runs in a fresh
+client process pinned to core 0 (clean peak RSS, no state carried over), after a warm-up that
+also sizes the run to take a few seconds. Variants are interleaved across repetitions so machine
+noise hits them alike; the table shows the median and the min-max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks._harness import (
+    CLIENT_CORE,
+    RESULTS,
+    get,
+    machine,
+    max_in_window,
+    median,
+    mock_process,
+    peak_rss_mb,
+    pinned,
+    post,
+)
+
+APP_ID, TOKEN = "mock-app", "mock-token"
+BODY_TEXT = "Your order #123456 has shipped and will arrive on Thursday. " * 4  # ~240 chars
+WARMUP = 300
+
+# name -> (kind, concurrency, rate)
+VARIANTS: dict[str, tuple[str, int, float | None]] = {
+    "reference (sequential, 1 s sleep)": ("reference", 1, None),
+    "httpx default, c=64": ("httpx", 64, None),
+    "httpx default, c=256": ("httpx", 256, None),
+    "aiohttp, c=64": ("aiohttp", 64, None),
+    "aiohttp, c=256": ("aiohttp", 256, None),
+    "BulkSender, c=64": ("bulk", 64, None),
+    "BulkSender, c=256": ("bulk", 256, None),
+    "BulkSender + journal, c=64": ("journal", 64, None),
+    "BulkSender rate=80": ("bulk", 64, 80.0),
+    "BulkSender rate=1000": ("bulk", 64, 1000.0),
+}
+
+
+def _body(to: str) -> bytes:
+    return json.dumps(
+        {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to,
+            "type": "text",
+            "text": {"body": BODY_TEXT},
+        }
+    ).encode()
+
+
+def _numbers(start: int, n: int) -> list[str]:
+    return [f"91{start + i:010d}" for i in range(n)]
+
+
+# ------------------------------------------------------------------ the variants (worker side)
+
+
+async def _gather_loop(
+    n: int, start: int, concurrency: int, one: Callable[[str], Awaitable[None]]
+) -> None:
+    """What a user writes by hand: one task per recipient, a semaphore, gather."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def bounded(to: str) -> None:
+        async with semaphore:
+            await one(to)
+
+    await asyncio.gather(*(bounded(to) for to in _numbers(start, n)))
+
+
+async def run_httpx(base_url: str, concurrency: int, n: int, start: int) -> None:
+    import httpx
+
+    url = f"{base_url}/partner/app/{APP_ID}/v3/message"
+    headers = {"Authorization": TOKEN, "Content-Type": "application/json"}
+    async with httpx.AsyncClient() as client:
+
+        async def one(to: str) -> None:
+            (await client.post(url, content=_body(to), headers=headers)).raise_for_status()
+
+        await _gather_loop(n, start, concurrency, one)
+
+
+async def run_aiohttp(base_url: str, concurrency: int, n: int, start: int) -> None:
+    import aiohttp
+
+    url = f"{base_url}/partner/app/{APP_ID}/v3/message"
+    headers = {"Authorization": TOKEN, "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=max(100, concurrency))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(to: str) -> None:
+            async with session.post(url, data=_body(to), headers=headers) as answer:
+                answer.raise_for_status()
+                await answer.read()
+
+        await _gather_loop(n, start, concurrency, one)
+
+
+def _sdk_client(base_url: str) -> Any:
+    import gupshup_async as g
+
+    return g.AsyncGupshupClient(APP_ID, TOKEN, base_url=base_url)
+
+
+async def run_bulk(
+    base_url: str, concurrency: int, n: int, start: int, rate: float | None = None
+) -> None:
+    import gupshup_async as g
+
+    async with _sdk_client(base_url) as client:
+        sender = g.BulkSender(client, rate=rate, concurrency=concurrency)
+        results = await sender.send(_numbers(start, n), g.Text(body=BODY_TEXT))
+    failed = [r for r in results if not r["success"]]
+    if failed:
+        raise RuntimeError(f"{len(failed)} failed, e.g. {failed[0]}")
+
+
+async def run_journal(base_url: str, concurrency: int, n: int, start: int) -> None:
+    import gupshup_async as g
+    from gupshup_async.cli._campaign import CampaignOptions, run_campaign
+    from gupshup_async.cli._progress import ProgressDisplay
+
+    with tempfile.TemporaryDirectory() as folder:
+        recipients = Path(folder) / "to.txt"
+        recipients.write_text("\n".join(_numbers(start, n)) + "\n")
+        options = CampaignOptions(
+            recipients=recipients,
+            message=g.Text(body=BODY_TEXT),
+            app_id=APP_ID,
+            token=TOKEN,
+            base_url=base_url,
+            rate=None,
+            concurrency=concurrency,
+            journal=Path(folder) / "journal.sqlite3",
+        )
+        display = ProgressDisplay(enabled=False, stream=io.StringIO())
+        report = await run_campaign(options, display)
+    if report.counts.get("sent") != n:
+        raise RuntimeError(f"journaled run sent {report.counts}")
+
+
+async def run_reference(base_url: str, n: int, start: int) -> None:
+    """The reference's sendBulkMessages: one at a time, a fixed 1 s sleep after each."""
+    import httpx
+
+    url = f"{base_url}/partner/app/{APP_ID}/v3/message"
+    headers = {"Authorization": TOKEN, "Content-Type": "application/json"}
+    async with httpx.AsyncClient() as client:
+        for to in _numbers(start, n):
+            await client.post(url, content=_body(to), headers=headers)
+            await asyncio.sleep(1.0)
+
+
+def _runner(
+    kind: str, base_url: str, concurrency: int, rate: float | None
+) -> Callable[[int, int], Awaitable[None]]:
+    if kind == "httpx":
+        return lambda n, start: run_httpx(base_url, concurrency, n, start)
+    if kind == "aiohttp":
+        return lambda n, start: run_aiohttp(base_url, concurrency, n, start)
+    if kind == "bulk":
+        return lambda n, start: run_bulk(base_url, concurrency, n, start, rate)
+    if kind == "journal":
+        return lambda n, start: run_journal(base_url, concurrency, n, start)
+    return lambda n, start: run_reference(base_url, n, start)
+
+
+async def measure(
+    kind: str, base_url: str, concurrency: int, rate: float | None, seconds: float
+) -> dict[str, Any]:
+    """Warm up, size the run to `seconds`, then time it (wall and this process's CPU)."""
+    run = _runner(kind, base_url, concurrency, rate)
+    start = random.randrange(10**9)
+    if kind == "reference":
+        n = 3
+    else:
+        warm_up = _runner(kind, base_url, concurrency, None)  # paced variants warm up unpaced
+        began = time.perf_counter()
+        await warm_up(WARMUP, start)
+        warm_rate = WARMUP / (time.perf_counter() - began)
+        start += WARMUP
+        n = (
+            int(rate * seconds)
+            if rate is not None
+            else max(WARMUP, min(60_000, int(warm_rate * seconds)))
+        )
+    post(base_url, "/_mock/reset")
+    wall, cpu = time.perf_counter(), time.process_time()
+    await run(n, start)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stats = get(base_url, "/_mock/stats?summary=1")
+    result: dict[str, Any] = {
+        "n": n,
+        "rate": n / wall,
+        "cpu_us": cpu / n * 1e6,
+        "peak_rss_mb": peak_rss_mb(),
+        "accepted": stats["accepted"],
+    }
+    if rate is not None:
+        arrivals = get(base_url, "/_mock/arrivals")["arrivals"]
+        burst = max(1, round(rate / 10))
+        span = max(arrivals) - min(arrivals)
+        result["achieved_rate"] = (len(arrivals) - burst) / span if span > 0 else None
+        result["max_1s_window"] = max_in_window(arrivals)
+        result["bound"] = rate + burst
+    return result
+
+
+# ------------------------------------------------------------------ the orchestrator
+
+
+def _worker(args: argparse.Namespace) -> None:
+    kind, concurrency, rate = VARIANTS[args.variant]
+    result = asyncio.run(measure(kind, args.base_url, concurrency, rate, args.seconds))
+    print(json.dumps(result))
+
+
+def _measure_in_subprocess(variant: str, base_url: str, seconds: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.bulk", "--worker", "--variant", variant,
+               "--base-url", base_url, "--seconds", str(seconds)]  # fmt: skip
+    done = subprocess.run(pinned(command, CLIENT_CORE), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{variant} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {}
+    for name, measured in runs.items():
+        rates = [m["rate"] for m in measured]
+        row = {
+            "rate": median(rates),
+            "rate_min": min(rates),
+            "rate_max": max(rates),
+            "cpu_us": median([m["cpu_us"] for m in measured]),
+            "peak_rss_mb": median([m["peak_rss_mb"] for m in measured]),
+            "n": measured[-1]["n"],
+        }
+        if "achieved_rate" in measured[0]:
+            row["achieved_rate"] = median([m["achieved_rate"] for m in measured])
+            row["max_1s_window"] = max(m["max_1s_window"] for m in measured)
+            row["bound"] = measured[0]["bound"]
+        table[name] = row
+    for name, row in table.items():
+        concurrency = VARIANTS[name][1]
+        for peer in ("httpx default", "aiohttp"):
+            reference = table.get(f"{peer}, c={concurrency}")
+            if reference and VARIANTS[name][2] is None:
+                row[f"vs {peer}"] = row["rate"] / reference["rate"]
+    return table
+
+
+def _markdown(table: dict[str, dict[str, Any]], repeats: int) -> str:
+    lines = [
+        f"| variant | msg/s (median of {repeats}) | min-max | client CPU µs/msg | peak RSS MB "
+        "| vs httpx default | vs aiohttp |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in table.items():
+        ratios = [
+            f"{row[key]:.2f}x" if key in row else "-" for key in ("vs httpx default", "vs aiohttp")
+        ]
+        lines.append(
+            f"| {name} | {row['rate']:.0f} | {row['rate_min']:.0f}-{row['rate_max']:.0f} "
+            f"| {row['cpu_us']:.0f} | {row['peak_rss_mb']:.0f} | {ratios[0]} | {ratios[1]} |"
+        )
+    paced = {n: r for n, r in table.items() if "achieved_rate" in r}
+    if paced:
+        lines += [
+            "",
+            "| paced variant | set rate | achieved (sustained) | error | largest 1 s window "
+            "| bound (rate + burst) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, row in paced.items():
+            rate = VARIANTS[name][2] or 0.0
+            lines.append(
+                f"| {name} | {rate:.0f} | {row['achieved_rate']:.1f} "
+                f"| {100 * (row['achieved_rate'] / rate - 1):+.1f}% | {row['max_1s_window']} "
+                f"| {row['bound']:.0f} |"
+            )
+    reference = table.get("reference (sequential, 1 s sleep)")
+    if reference:
+        hours = 100_000 / reference["rate"] / 3600
+        lines += ["", f"The reference's design would need {hours:.1f} h for 100 000 recipients."]
+    return "\n".join(lines)
+
+
+def _chart(table: dict[str, dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    names = [n for n in table if VARIANTS[n][2] is None and VARIANTS[n][0] != "reference"]
+    rates = [table[n]["rate"] for n in names]
+    errors = [[table[n]["rate"] - table[n]["rate_min"] for n in names],
+              [table[n]["rate_max"] - table[n]["rate"] for n in names]]  # fmt: skip
+    colours = ["#1f77b4" if "BulkSender" in n else "#aaaaaa" for n in names]
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    axes.barh(names, rates, xerr=errors, color=colours)
+    axes.invert_yaxis()
+    axes.set_xlabel("messages per second (median, min-max), loopback mock on its own core")
+    axes.set_title("gupshup-async BulkSender vs hand-written loops")
+    for y, rate in enumerate(rates):
+        axes.text(rate, y, f" {rate:.0f}", va="center")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--seconds", type=float, default=4.0, help="target length of each measurement"
+    )
+    parser.add_argument("--quick", action="store_true", help="one repetition of 2 s each")
+    parser.add_argument(
+        "--only", action="append", default=None, help="run only variants containing this text"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args)
+        return
+    if args.quick:
+        args.repeats, args.seconds = 1, 2.0
+    names = [n for n in VARIANTS if not args.only or any(o in n for o in args.only)]
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    with mock_process() as base_url:
+        for repeat in range(args.repeats):
+            order = names[repeat % len(names) :] + names[: repeat % len(names)]
+            for name in order:
+                print(f"[{repeat + 1}/{args.repeats}] {name} ...", file=sys.stderr, flush=True)
+                runs[name].append(_measure_in_subprocess(name, base_url, args.seconds))
+    table = _summarise(runs)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {"machine": machine(), "repeats": args.repeats, "seconds": args.seconds,
+              "table": table, "runs": runs}  # fmt: skip
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    markdown = _markdown(table, args.repeats)
+    print(markdown)
+    if _chart(table, RESULTS / "bulk.png"):
+        print(f"\nChart: {RESULTS / 'bulk.png'}")
+
+
+if __name__ == "__main__":
+    main()
