@@ -1,11 +1,8 @@
 """BulkSender: one message (or one per recipient) to many recipients at the account's rate.
 
 A fixed pool of `concurrency` workers pulls from the recipients as they are iterated (never one
-task per recipient); every attempt first passes the shared token bucket, so no sliding 1-second
-window holds more than `rate + burst` sends. Throttling slows the whole sender: `Retry-After`
-pauses every worker, and repeated throttling (a second throttled answer within a second of the
-last) halves the effective rate, at most once a second; it then recovers by a quarter of the
-set rate per quiet second (AIMD). A lone 429 only pauses or backs off.
+task per recipient); every attempt is first admitted by the run's `Pacer` (the token bucket,
+pauses and slow-downs on throttling, see `_pacing`).
 """
 
 from __future__ import annotations
@@ -26,24 +23,18 @@ from collections.abc import (
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, TypedDict
 
-import anyio
 from aiolimiter import AsyncLimiter
 
 from ._client import AsyncGupshupClient, encode_body, encode_message
 from ._errors import GupshupError, RateLimitError
 from ._messages import Message
+from ._pacing import Pacer
 from ._recipients import mask_recipient, normalize_recipient
 
 logger = logging.getLogger("gupshup_async.bulk")
 
 DEFAULT_RATE = 80.0
 DEFAULT_CONCURRENCY = 64
-#: The effective rate never drops below this fraction of the set rate when throttled.
-MIN_RATE_FACTOR = 1 / 16
-#: After a cut, the factor regains this much of the set rate per second without throttling.
-RECOVERY_PER_SECOND = 0.25
-#: Two throttled answers closer than this (seconds) count as repeated throttling.
-REPEAT_WINDOW = 1.0
 
 
 class BulkSuccess(TypedDict):
@@ -96,49 +87,6 @@ class Outcome:
         return getattr(self.error, "code", None)
 
 
-class _Throttle:
-    """Shared slow-down state: a pause deadline and a rate factor, read before every attempt."""
-
-    def __init__(self, limiter: AsyncLimiter | None, clock: Callable[[], float]) -> None:
-        self.limiter = limiter
-        self.clock = clock
-        self.paused_until = 0.0
-        self.factor = 1.0
-        self.last_cut = -math.inf
-        self.last_throttled = -math.inf
-        self.cuts = 0
-        self.lowest_factor = 1.0
-
-    def current_factor(self) -> float:
-        if self.factor < 1.0:
-            quiet = self.clock() - self.last_cut
-            return min(1.0, self.factor + max(quiet - 1.0, 0.0) * RECOVERY_PER_SECOND)
-        return 1.0
-
-    async def admit(self) -> None:
-        # The deadline may move later while we sleep (another Retry-After): look again.
-        while (wait := self.paused_until - self.clock()) > 0:  # noqa: ASYNC110
-            await anyio.sleep(wait)
-        if self.limiter is not None:
-            cost = min(1.0 / self.current_factor(), self.limiter.max_rate)
-            await self.limiter.acquire(cost)
-
-    def throttled(self, retry_after: float | None) -> None:
-        now = self.clock()
-        if retry_after is not None and retry_after > 0:
-            self.paused_until = max(self.paused_until, now + retry_after)
-        repeated = now - self.last_throttled < REPEAT_WINDOW
-        self.last_throttled = now
-        if repeated and now - self.last_cut >= REPEAT_WINDOW:
-            self.factor = max(self.current_factor() / 2, MIN_RATE_FACTOR)
-            self.last_cut = now
-            self.cuts += 1
-            self.lowest_factor = min(self.lowest_factor, self.factor)
-            logger.warning(
-                "throttled by the API: sending at %.0f%% of the set rate", 100 * self.factor
-            )
-
-
 class BulkSender:
     """Fans messages out through a token bucket with bounded concurrency.
 
@@ -179,19 +127,19 @@ class BulkSender:
         self.deduplicate = deduplicate
         self._limiter = limiter
         self._clock = clock
-        self._throttle: _Throttle | None = None
+        self._pacer: Pacer | None = None
 
     @property
     def rate_cuts(self) -> int:
         """How many times throttling made the last run halve its rate."""
-        return self._throttle.cuts if self._throttle else 0
+        return self._pacer.cuts if self._pacer else 0
 
     @property
     def lowest_rate(self) -> float | None:
         """The lowest effective rate (msg/s) the last run fell to, or None if unlimited."""
-        if self._throttle is None or self.rate is None:
+        if self._pacer is None or self.rate is None:
             return None
-        return self.rate * self._throttle.lowest_factor
+        return self.rate * self._pacer.lowest_factor
 
     async def send(self, recipients: Recipients, message: MessageSource) -> list[BulkResult]:
         """Send to every recipient; one result per input entry, in input order."""
@@ -243,8 +191,11 @@ class BulkSender:
             limiter = AsyncLimiter(self.burst, self.burst / self.rate)
             # Start with a full bucket: a run's first second holds no burst, only the rate.
             await limiter.acquire(self.burst)
-        self._throttle = _Throttle(limiter, self._clock)
-        await _Run(self, recipients, message, emit, slots, self._throttle).execute()
+        self._pacer = Pacer(limiter, self._clock, rate=self.rate)
+        try:
+            await _Run(self, recipients, message, emit, slots, self._pacer).execute()
+        finally:
+            self._pacer.close()
 
 
 class _Run:
@@ -262,7 +213,7 @@ class _Run:
         message: MessageSource,
         emit: Callable[[Outcome], None],
         slots: asyncio.Semaphore | None,
-        throttle: _Throttle,
+        pacer: Pacer,
     ) -> None:
         self.sender = sender
         self.client = sender.client
@@ -272,7 +223,7 @@ class _Run:
         self.emit = emit
         self.on_result = sender.on_result
         self.slots = slots
-        self.throttle = throttle
+        self.pacer = pacer
         self.clock = sender._clock
         self.seen: set[int] | None = set() if sender.deduplicate else None
         self.index = 0
@@ -359,13 +310,13 @@ class _Run:
 
     async def deliver(self, index: int, to: str, digits: str, body: bytes) -> Outcome:
         """Send with retries until success, a final failure, or a stop."""
-        throttle, policy, before_send = self.throttle, self.policy, self.sender.before_send
+        pacer, policy, before_send = self.pacer, self.policy, self.sender.before_send
         task = asyncio.current_task()
         assert task is not None
         retries = 0
         started = 0.0
         while True:
-            await throttle.admit()
+            await pacer.admit()
             if retries == 0:
                 if before_send is not None:
                     self.busy.add(task)  # a write-ahead mark is not abandoned half-way
@@ -391,7 +342,7 @@ class _Run:
             latency = self.clock() - started
             retry_after = getattr(failed, "retry_after", None)
             if isinstance(failed, RateLimitError):
-                throttle.throttled(retry_after)
+                pacer.throttled(retry_after)
             if self.stopping or not policy.should_retry(failed, retries):
                 status = _status(failed)
                 if self.stopping and status == "failed" and policy.is_retryable(failed):

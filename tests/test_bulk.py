@@ -13,7 +13,7 @@ import pytest
 from aiolimiter import AsyncLimiter
 
 import gupshup_async as g
-from gupshup_async._bulk import MIN_RATE_FACTOR, _Throttle
+from gupshup_async._pacing import MIN_RATE_FACTOR, Pacer
 from gupshup_async.mock import FaultPlan, MockGupshupApp, MockGupshupServer, mock_transport
 
 
@@ -203,7 +203,7 @@ async def test_throttling_slows_the_whole_sender_and_reports_it() -> None:
 
 def test_throttle_pauses_on_retry_after_and_halves_on_repeats_at_most_once_a_second() -> None:
     now = [100.0]
-    throttle = _Throttle(None, lambda: now[0])
+    throttle = Pacer(None, lambda: now[0], rate=None)
     throttle.throttled(retry_after=2.0)
     assert throttle.paused_until == 102.0
     assert (throttle.factor, throttle.cuts) == (1.0, 0)  # a lone 429 only pauses
