@@ -6,6 +6,16 @@
 
 from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome
 from ._client import AsyncGupshupClient, AttemptEvent, SendResult
+from ._contacts import (
+    Contact,
+    ContactAddress,
+    ContactEmail,
+    ContactName,
+    ContactOrg,
+    ContactPhone,
+    Contacts,
+    ContactUrl,
+)
 from ._errors import (
     THROTTLING_CODES,
     APIConnectionError,
@@ -21,34 +31,17 @@ from ._errors import (
     ServerError,
     UnexpectedResponseError,
 )
-from ._messages import (
+from ._interactive import (
     AddressRequest,
-    Audio,
-    Contact,
-    ContactAddress,
-    ContactEmail,
-    ContactName,
-    ContactOrg,
-    ContactPhone,
-    Contacts,
-    ContactUrl,
-    Document,
     FlowMessage,
-    Image,
     ListMessage,
     ListRow,
     ListSection,
-    Location,
-    Message,
-    Reaction,
     ReplyButton,
     ReplyButtons,
-    Sticker,
-    Template,
-    Text,
-    Video,
-    message_from_wire,
 )
+from ._media import Audio, Document, Image, Sticker, Video
+from ._messages import Location, Message, Reaction, Template, Text, message_from_wire
 from ._recipients import normalize_recipient
 from ._retry import RetryPolicy
 from ._version import __version__

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import gupshup_async as g
-from gupshup_async._messages import (
+from gupshup_async._message_base import (
     BUTTON_ID_MAX,
     BUTTON_TITLE_MAX,
     CAPTION_MAX,

@@ -1,0 +1,235 @@
+"""Interactive messages: reply buttons, lists, address requests and flows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ._media import Document, Image, Video
+from ._message_base import (
+    BUTTONS_MAX,
+    FLOW_MESSAGE_VERSION,
+    ROWS_MAX,
+    SECTIONS_MAX,
+    ButtonId,
+    ButtonTitle,
+    FlowCta,
+    Footer,
+    HeaderText,
+    InteractiveBody,
+    ListBody,
+    ListButton,
+    MessageModel,
+    NonEmpty,
+    Part,
+    RowDescription,
+    RowId,
+    RowTitle,
+    SectionTitle,
+    require_unique,
+)
+
+
+def _header_wire(header: str | Image | Video | Document) -> dict[str, Any]:
+    if isinstance(header, str):
+        return {"type": "text", "text": header}
+    return header.to_wire()
+
+
+def _coerce_header(value: Any) -> Any:
+    """Accept the wire shape `{"type": "text", "text": ...}` / `{"type": "image", ...}` too."""
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        if kind == "text":
+            return value.get("text")
+        media = {"image": Image, "video": Video, "document": Document}.get(str(kind))
+        if media is None:
+            raise ValueError("header must be text, or an Image, Video or Document")
+        return media.model_validate(value.get(str(kind)))
+    return value
+
+
+class _Interactive(MessageModel):
+    wire_type: ClassVar[str] = "interactive"
+    interactive_type: ClassVar[str]
+
+    def _action(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _envelope(self, header: Any, body: str, footer: str | None) -> dict[str, Any]:
+        interactive: dict[str, Any] = {"type": self.interactive_type}
+        if header is not None:
+            interactive["header"] = _header_wire(header)
+        interactive["body"] = {"text": body}
+        if footer is not None:
+            interactive["footer"] = {"text": footer}
+        interactive["action"] = self._action()
+        return {"type": "interactive", "interactive": interactive}
+
+
+class ReplyButton(Part):
+    """One quick-reply button: `id` up to 256 characters, `title` up to 20; both unique."""
+
+    id: ButtonId
+    title: ButtonTitle
+
+
+class ReplyButtons(_Interactive):
+    """1-3 reply buttons under a body (<=1024); optional text (<=60) or media header, footer."""
+
+    interactive_type: ClassVar[str] = "button"
+    body: InteractiveBody
+    buttons: Annotated[list[ReplyButton], Field(min_length=1, max_length=BUTTONS_MAX)]
+    header: HeaderText | Image | Video | Document | None = None
+    footer: Footer | None = None
+
+    @field_validator("header", mode="before")
+    @classmethod
+    def _header_from_wire(cls, value: Any) -> Any:
+        return _coerce_header(value)
+
+    @field_validator("header")
+    @classmethod
+    def _media_header_has_no_caption(cls, header: Any) -> Any:
+        if isinstance(header, Image | Video | Document) and header.caption is not None:
+            raise ValueError("a media header takes no caption")
+        return header
+
+    @field_validator("buttons")
+    @classmethod
+    def _unique(cls, buttons: list[ReplyButton]) -> list[ReplyButton]:
+        require_unique("button id", [b.id for b in buttons])
+        require_unique("button title", [b.title for b in buttons])
+        return buttons
+
+    def _action(self) -> dict[str, Any]:
+        return {"buttons": [{"type": "reply", "reply": b.wire()} for b in self.buttons]}
+
+    def to_wire(self) -> dict[str, Any]:
+        return self._envelope(self.header, self.body, self.footer)
+
+
+class ListRow(Part):
+    """A list row: `id` <=200 (unique), `title` <=24, `description` <=72."""
+
+    id: RowId
+    title: RowTitle
+    description: RowDescription | None = None
+
+
+class ListSection(Part):
+    """A titled group of rows; the title (<=24) is required when there are several sections."""
+
+    title: SectionTitle | None = None
+    rows: Annotated[list[ListRow], Field(min_length=1, max_length=ROWS_MAX)]
+
+
+class ListMessage(_Interactive):
+    """A menu: button label <=20, 1-10 sections with 1-10 rows in total, body <=4096."""
+
+    interactive_type: ClassVar[str] = "list"
+    body: ListBody
+    button: ListButton
+    sections: Annotated[list[ListSection], Field(min_length=1, max_length=SECTIONS_MAX)]
+    header: HeaderText | None = None
+    footer: Footer | None = None
+
+    @field_validator("header", mode="before")
+    @classmethod
+    def _header_from_wire(cls, value: Any) -> Any:
+        return _coerce_header(value)
+
+    @field_validator("sections")
+    @classmethod
+    def _rows_and_titles(cls, sections: list[ListSection]) -> list[ListSection]:
+        rows = [row for section in sections for row in section.rows]
+        if len(rows) > ROWS_MAX:
+            raise ValueError(f"a list holds at most {ROWS_MAX} rows in total, got {len(rows)}")
+        require_unique("row id", [row.id for row in rows])
+        if len(sections) > 1 and any(s.title is None for s in sections):
+            raise ValueError("every section needs a title when there is more than one")
+        return sections
+
+    def _action(self) -> dict[str, Any]:
+        return {"button": self.button, "sections": [s.wire() for s in self.sections]}
+
+    def to_wire(self) -> dict[str, Any]:
+        return self._envelope(self.header, self.body, self.footer)
+
+
+class AddressRequest(_Interactive):
+    """Ask for a shipping address; `country` is `IN` or `SG`, the only ones the API serves."""
+
+    interactive_type: ClassVar[str] = "address_message"
+    body: InteractiveBody
+    country: Literal["IN", "SG"] = "IN"
+    values: dict[str, Any] | None = None
+
+    def _action(self) -> dict[str, Any]:
+        parameters: dict[str, Any] = {"country": self.country}
+        if self.values is not None:
+            parameters["values"] = self.values
+        return {"name": "address_message", "parameters": parameters}
+
+    def to_wire(self) -> dict[str, Any]:
+        return self._envelope(None, self.body, None)
+
+
+class FlowMessage(_Interactive):
+    """Open a WhatsApp Flow: exactly one of `flow_id`/`flow_name`, a CTA of up to 20 characters.
+
+    `screen` and `data` form `flow_action_payload` and belong to `flow_action="navigate"` only.
+    """
+
+    interactive_type: ClassVar[str] = "flow"
+    body: InteractiveBody
+    flow_cta: FlowCta
+    flow_id: NonEmpty | None = None
+    flow_name: NonEmpty | None = None
+    flow_token: NonEmpty = "unused"
+    flow_action: Literal["navigate", "data_exchange"] = "navigate"
+    screen: NonEmpty | None = None
+    data: dict[str, Any] | None = None
+    mode: Literal["draft", "published"] | None = None
+    header: HeaderText | None = None
+    footer: Footer | None = None
+
+    @field_validator("header", mode="before")
+    @classmethod
+    def _header_from_wire(cls, value: Any) -> Any:
+        return _coerce_header(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FlowMessage:
+        if (self.flow_id is None) == (self.flow_name is None):
+            raise ValueError("flow: give exactly one of 'flow_id' or 'flow_name'")
+        if self.flow_action != "navigate" and (self.screen is not None or self.data is not None):
+            raise ValueError("flow: 'screen' and 'data' go with flow_action='navigate' only")
+        if self.data is not None and self.screen is None:
+            raise ValueError("flow: 'data' needs the 'screen' it is for")
+        return self
+
+    def _action(self) -> dict[str, Any]:
+        parameters: dict[str, Any] = {
+            "flow_message_version": FLOW_MESSAGE_VERSION,
+            "flow_token": self.flow_token,
+        }
+        if self.flow_id is not None:
+            parameters["flow_id"] = self.flow_id
+        else:
+            parameters["flow_name"] = self.flow_name
+        parameters["flow_cta"] = self.flow_cta
+        parameters["flow_action"] = self.flow_action
+        if self.screen is not None:
+            payload: dict[str, Any] = {"screen": self.screen}
+            if self.data is not None:
+                payload["data"] = self.data
+            parameters["flow_action_payload"] = payload
+        if self.mode is not None:
+            parameters["mode"] = self.mode
+        return {"name": "flow", "parameters": parameters}
+
+    def to_wire(self) -> dict[str, Any]:
+        return self._envelope(self.header, self.body, self.footer)

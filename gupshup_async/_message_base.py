@@ -1,0 +1,79 @@
+"""What every message model shares: limits as named constants, constrained strings, bases.
+
+Models are frozen pydantic models that refuse unknown fields; field names are the wire names.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+TEXT_BODY_MAX = 4096
+CAPTION_MAX = 1024
+INTERACTIVE_BODY_MAX = 1024
+HEADER_TEXT_MAX = 60
+FOOTER_MAX = 60
+BUTTONS_MAX = 3
+BUTTON_TITLE_MAX = 20
+BUTTON_ID_MAX = 256
+LIST_BUTTON_MAX = 20
+LIST_BODY_MAX = 4096
+SECTIONS_MAX = 10
+ROWS_MAX = 10
+ROW_TITLE_MAX = 24
+ROW_DESCRIPTION_MAX = 72
+ROW_ID_MAX = 200
+SECTION_TITLE_MAX = 24
+CONTACTS_MAX = 257
+FLOW_CTA_MAX = 20
+FLOW_MESSAGE_VERSION = "3"
+EMOJI_MAX = 16
+ADDRESS_COUNTRIES = ("IN", "SG")
+
+FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+TextBody = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_BODY_MAX)]
+Caption = Annotated[str, StringConstraints(min_length=1, max_length=CAPTION_MAX)]
+InteractiveBody = Annotated[str, StringConstraints(min_length=1, max_length=INTERACTIVE_BODY_MAX)]
+HeaderText = Annotated[str, StringConstraints(min_length=1, max_length=HEADER_TEXT_MAX)]
+Footer = Annotated[str, StringConstraints(min_length=1, max_length=FOOTER_MAX)]
+ButtonTitle = Annotated[str, StringConstraints(min_length=1, max_length=BUTTON_TITLE_MAX)]
+ButtonId = Annotated[str, StringConstraints(min_length=1, max_length=BUTTON_ID_MAX)]
+ListButton = Annotated[str, StringConstraints(min_length=1, max_length=LIST_BUTTON_MAX)]
+ListBody = Annotated[str, StringConstraints(min_length=1, max_length=LIST_BODY_MAX)]
+RowTitle = Annotated[str, StringConstraints(min_length=1, max_length=ROW_TITLE_MAX)]
+RowDescription = Annotated[str, StringConstraints(min_length=1, max_length=ROW_DESCRIPTION_MAX)]
+RowId = Annotated[str, StringConstraints(min_length=1, max_length=ROW_ID_MAX)]
+SectionTitle = Annotated[str, StringConstraints(min_length=1, max_length=SECTION_TITLE_MAX)]
+FlowCta = Annotated[str, StringConstraints(min_length=1, max_length=FLOW_CTA_MAX)]
+Emoji = Annotated[str, StringConstraints(max_length=EMOJI_MAX)]
+
+
+class Part(BaseModel):
+    """A nested piece of a message; accepts a plain dict of its wire fields too."""
+
+    model_config = FROZEN
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, mode="json")
+
+
+class MessageModel(Part):
+    """A whole message: `to_wire()` is its `{"type": T, T: {...}}` fragment of the body."""
+
+    wire_type: ClassVar[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready `{"type": ..., <type>: {...}}` part of the request body."""
+        return {"type": self.wire_type, self.wire_type: self.wire()}
+
+
+def require_unique(what: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} is repeated; each must be unique")
+        seen.add(value)
