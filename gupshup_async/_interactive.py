@@ -52,17 +52,26 @@ def _coerce_header(value: Any) -> Any:
 
 
 class _Interactive(MessageModel):
+    """The `interactive` envelope: optional header, body text, optional footer, an action."""
+
     wire_type: ClassVar[str] = "interactive"
     interactive_type: ClassVar[str]
+
+    @field_validator("header", mode="before", check_fields=False)
+    @classmethod
+    def _header_from_wire(cls, value: Any) -> Any:
+        return _coerce_header(value)
 
     def _action(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _envelope(self, header: Any, body: str, footer: str | None) -> dict[str, Any]:
+    def to_wire(self) -> dict[str, Any]:
         interactive: dict[str, Any] = {"type": self.interactive_type}
+        header = getattr(self, "header", None)
         if header is not None:
             interactive["header"] = _header_wire(header)
-        interactive["body"] = {"text": body}
+        interactive["body"] = {"text": getattr(self, "body")}  # noqa: B009  (every subclass)
+        footer = getattr(self, "footer", None)
         if footer is not None:
             interactive["footer"] = {"text": footer}
         interactive["action"] = self._action()
@@ -85,11 +94,6 @@ class ReplyButtons(_Interactive):
     header: HeaderText | Image | Video | Document | None = None
     footer: Footer | None = None
 
-    @field_validator("header", mode="before")
-    @classmethod
-    def _header_from_wire(cls, value: Any) -> Any:
-        return _coerce_header(value)
-
     @field_validator("header")
     @classmethod
     def _media_header_has_no_caption(cls, header: Any) -> Any:
@@ -106,9 +110,6 @@ class ReplyButtons(_Interactive):
 
     def _action(self) -> dict[str, Any]:
         return {"buttons": [{"type": "reply", "reply": b.wire()} for b in self.buttons]}
-
-    def to_wire(self) -> dict[str, Any]:
-        return self._envelope(self.header, self.body, self.footer)
 
 
 class ListRow(Part):
@@ -136,11 +137,6 @@ class ListMessage(_Interactive):
     header: HeaderText | None = None
     footer: Footer | None = None
 
-    @field_validator("header", mode="before")
-    @classmethod
-    def _header_from_wire(cls, value: Any) -> Any:
-        return _coerce_header(value)
-
     @field_validator("sections")
     @classmethod
     def _rows_and_titles(cls, sections: list[ListSection]) -> list[ListSection]:
@@ -154,9 +150,6 @@ class ListMessage(_Interactive):
 
     def _action(self) -> dict[str, Any]:
         return {"button": self.button, "sections": [s.wire() for s in self.sections]}
-
-    def to_wire(self) -> dict[str, Any]:
-        return self._envelope(self.header, self.body, self.footer)
 
 
 class AddressRequest(_Interactive):
@@ -172,9 +165,6 @@ class AddressRequest(_Interactive):
         if self.values is not None:
             parameters["values"] = self.values
         return {"name": "address_message", "parameters": parameters}
-
-    def to_wire(self) -> dict[str, Any]:
-        return self._envelope(None, self.body, None)
 
 
 class FlowMessage(_Interactive):
@@ -195,11 +185,6 @@ class FlowMessage(_Interactive):
     mode: Literal["draft", "published"] | None = None
     header: HeaderText | None = None
     footer: Footer | None = None
-
-    @field_validator("header", mode="before")
-    @classmethod
-    def _header_from_wire(cls, value: Any) -> Any:
-        return _coerce_header(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> FlowMessage:
@@ -230,6 +215,3 @@ class FlowMessage(_Interactive):
         if self.mode is not None:
             parameters["mode"] = self.mode
         return {"name": "flow", "parameters": parameters}
-
-    def to_wire(self) -> dict[str, Any]:
-        return self._envelope(self.header, self.body, self.footer)
