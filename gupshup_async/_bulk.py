@@ -29,7 +29,7 @@ from ._client import AsyncGupshupClient, encode_body, encode_message
 from ._errors import GupshupError, RateLimitError
 from ._messages import Message
 from ._pacing import Pacer
-from ._recipients import mask_recipient, normalize_recipient
+from ._recipients import NumberSet, mask_recipient, normalize_recipient
 
 logger = logging.getLogger("gupshup_async.bulk")
 
@@ -225,7 +225,7 @@ class _Run:
         self.slots = slots
         self.pacer = pacer
         self.clock = sender._clock
-        self.seen: set[int] | None = set() if sender.deduplicate else None
+        self.seen = NumberSet() if sender.deduplicate else None
         self.index = 0
         self.stopping = False
         self.busy: set[asyncio.Task[None]] = set()
@@ -280,16 +280,13 @@ class _Run:
             except ValueError as invalid:
                 self.finish(_failure(index, to, None, "invalid", str(invalid), invalid))
                 continue
-            if self.seen is not None:
-                number = int(digits)
-                if number in self.seen:
-                    error = (
-                        f"duplicate recipient {mask_recipient(digits)}: it appears earlier "
-                        "in this run, not sent again"
-                    )
-                    self.finish(_failure(index, to, digits, "duplicate", error, None))
-                    continue
-                self.seen.add(number)
+            if self.seen is not None and not self.seen.add(int(digits)):
+                error = (
+                    f"duplicate recipient {mask_recipient(digits)}: it appears earlier "
+                    "in this run, not sent again"
+                )
+                self.finish(_failure(index, to, digits, "duplicate", error, None))
+                continue
             return index, to, digits
         return None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+
 from ._errors import InvalidRecipientError
 
 #: Shortest and longest number with its country code (E.164 allows 15 digits).
@@ -37,3 +39,51 @@ def mask_recipient(to: str) -> str:
     if len(to) <= 4:
         return "*" * len(to)
     return f"{to[:2]}{'*' * (len(to) - 4)}{to[-2:]}"
+
+
+class NumberSet:
+    """The numbers already seen in a run, as 8-byte slots: a quarter of a Python set's memory.
+
+    Open addressing with linear probing in an `array('q')` kept at most half full: 1 000 000
+    numbers take 16 MiB where a `set` of ints takes 63 MiB (measured), which keeps a
+    1 000 000-recipient run's dedup under the memory budget.
+    """
+
+    _MULTIPLIER = 0x9E3779B97F4A7C15  # Fibonacci hashing spreads consecutive numbers apart
+
+    def __init__(self, capacity: int = 1024) -> None:
+        size = 1 << max(4, (capacity * 2 - 1).bit_length())
+        self._slots = array.array("q", bytes(8 * size))
+        self._shift = 64 - (size.bit_length() - 1)
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, number: int) -> bool:
+        """Add `number` (0 <= number < 10**15); return False when it was already there."""
+        key = number + 1  # 0 marks an empty slot
+        slots = self._slots
+        mask = len(slots) - 1
+        index = ((key * self._MULTIPLIER) & 0xFFFFFFFFFFFFFFFF) >> self._shift
+        while True:
+            found = slots[index]
+            if found == 0:
+                slots[index] = key
+                self._count += 1
+                if self._count * 2 > len(slots):
+                    self._grow()
+                return True
+            if found == key:
+                return False
+            index = (index + 1) & mask
+
+    def _grow(self) -> None:
+        old = self._slots
+        size = len(old) * 2
+        self._slots = array.array("q", bytes(8 * size))
+        self._shift -= 1
+        self._count = 0
+        for key in old:
+            if key:
+                self.add(key - 1)
