@@ -139,7 +139,7 @@ def test_fault_plan_refuses_unknown_kinds() -> None:
 # ------------------------------------------------------------------ faults on the loopback port
 
 NUMBERS = {kind: f"9190000{i:05d}" for i, kind in enumerate(sorted({
-    "429", "429_meta", "500", "502", "503", "504", "html_502", "drop_before", "drop_after",
+    "429", "429_meta", "429_after", "html_200", "500", "502", "503", "504", "html_502", "drop_before", "drop_after",
     "slow", "empty", "truncated_json", "no_message_id", "ok",
 }))}  # fmt: skip
 
@@ -170,6 +170,8 @@ OUTCOMES: dict[str, tuple[type[g.GupshupError] | None, bool, int, int]] = {
     "ok": (None, False, 1, 1),
     "429": (None, False, 2, 1),
     "429_meta": (None, False, 2, 1),
+    "429_after": (None, False, 2, 1),
+    "html_200": (g.UnexpectedResponseError, True, 1, 1),
     "503": (None, False, 2, 1),
     "500": (g.ServerError, True, 1, 0),
     "502": (g.ServerError, True, 1, 0),

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._bulk import DEFAULT_CONCURRENCY, DEFAULT_RATE
-from .._client import DEFAULT_BASE_URL, check_app_id, check_token
+from .._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, check_app_id, check_token
 from .._journal import CampaignMismatchError
 from ._campaign import CampaignOptions, run_campaign
 from ._inputs import InputError, load_message
@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests in flight (default 64)",
     )
     campaign.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds to wait for each answer (default 10)",
+    )
+    campaign.add_argument(
         "--journal", type=Path, default=None, help="SQLite journal: makes the run resumable"
     )
     campaign.add_argument(
@@ -132,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mock.add_argument("--retry-after", default=None, help="Retry-After on 429s: seconds, or 'date'")
     mock.add_argument("--latency", type=float, default=0.0, help="added latency in seconds")
+    mock.add_argument(
+        "--slow-seconds", type=float, default=30.0, help="how long a 'slow' fault takes"
+    )
     mock.add_argument("--seed", type=int, default=0)
     return parser  # fmt: skip
 
@@ -163,6 +172,7 @@ def _campaign(args: argparse.Namespace) -> int:
             rate=args.rate,
             burst=args.burst,
             concurrency=args.concurrency,
+            timeout=args.timeout,
             journal=args.journal,
             results=args.results,
             dry_run=args.dry_run,

@@ -34,6 +34,7 @@ class CampaignOptions:
     rate: float | None = 80.0
     burst: int | None = None
     concurrency: int = 64
+    timeout: float = 10.0
     journal: Path | None = None
     results: Path | None = None
     dry_run: bool = False
@@ -149,7 +150,7 @@ async def _send_pending(
     interrupted = False
     started = time.monotonic()
     async with AsyncGupshupClient(
-        options.app_id, options.token, base_url=options.base_url
+        options.app_id, options.token, base_url=options.base_url, timeout=options.timeout
     ) as client:
         sender = BulkSender(
             client,

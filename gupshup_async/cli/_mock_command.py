@@ -43,6 +43,7 @@ def serve_mock(args: argparse.Namespace) -> int:
             seed=args.seed,
             rates=parse_faults(args.fault),
             latency=args.latency,
+            slow_seconds=args.slow_seconds,
             retry_after=retry_after,
         )
     except ValueError as problem:

@@ -149,8 +149,10 @@ class MockGupshupApp:
         if fault == "ok":
             await _respond(send, 200, self._accept(payload, to))
             return
-        if fault in ("429", "429_meta"):
-            await self._throttled(send, meta=fault == "429_meta")
+        if fault in ("429", "429_meta", "429_after"):
+            await self._throttled(
+                send, meta=fault == "429_meta", always_retry_after=fault == "429_after"
+            )
         elif fault == "400":
             await _respond(send, 400, {"status": "error", "message": "Invalid Destination"})
         elif fault in ("500", "502", "503", "504"):
@@ -172,6 +174,10 @@ class MockGupshupApp:
         elif fault == "empty":
             self._accept(payload, to)
             await _send(send, 200, b"", _JSON)
+        elif fault == "html_200":
+            self._accept(payload, to)
+            page = b"<html><body>Message queued</body></html>"
+            await _send(send, 200, page, [(b"content-type", b"text/html")])
         elif fault == "truncated_json":
             encoded = json.dumps(self._accept(payload, to)).encode()
             await _send(send, 200, encoded[: len(encoded) // 2], _JSON)
@@ -189,9 +195,11 @@ class MockGupshupApp:
             "messages": [{"id": message_id}],
         }
 
-    async def _throttled(self, send: Send, *, meta: bool) -> None:
+    async def _throttled(self, send: Send, *, meta: bool, always_retry_after: bool = False) -> None:
         headers = list(_JSON)
         retry_after = self.faults.retry_after
+        if always_retry_after and retry_after is None:
+            retry_after = 1.0
         if retry_after == "date":
             when = email.utils.formatdate(time.time() + 1.0, usegmt=True)
             headers.append((b"retry-after", when.encode()))

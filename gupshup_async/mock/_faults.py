@@ -12,19 +12,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 #: Every fault kind the mock can inject, and "ok" for none.
-#: - "429", "429_meta": throttled (Gupshup or Meta 130429 body), not recorded.
+#: - "429", "429_meta": throttled (Gupshup or Meta 130429 body), not recorded; Retry-After
+#:   only when the plan sets `retry_after`.
+#: - "429_after": throttled with Retry-After (the plan's `retry_after`, else 1 s).
 #: - "400": refused as a bad request (an invalid destination), not recorded.
 #: - "500", "502", "503", "504": error status, not recorded.
 #: - "html_502": a proxy's HTML error page, not recorded.
 #: - "drop_before": connection closed before processing, not recorded.
 #: - "drop_after": recorded, then the connection closed without an answer.
 #: - "slow": recorded after `slow_seconds` (set it above the client's timeout).
-#: - "empty", "truncated_json", "no_message_id": recorded, 200 with a malformed body.
+#: - "empty", "html_200", "truncated_json", "no_message_id": recorded, 200 with a malformed
+#:   body (nothing, an HTML page, cut JSON, a success without `messages[0].id`).
 FAULT_KINDS = frozenset(
     {
         "ok",
         "429",
         "429_meta",
+        "429_after",
         "400",
         "500",
         "502",
@@ -35,13 +39,16 @@ FAULT_KINDS = frozenset(
         "drop_after",
         "slow",
         "empty",
+        "html_200",
         "truncated_json",
         "no_message_id",
     }
 )
 
 #: Faults after which the mock has recorded the message although the client got no success.
-RECORDED_FAULTS = frozenset({"drop_after", "slow", "empty", "truncated_json", "no_message_id"})
+RECORDED_FAULTS = frozenset(
+    {"drop_after", "slow", "empty", "html_200", "truncated_json", "no_message_id"}
+)
 
 
 @dataclass(frozen=True)
