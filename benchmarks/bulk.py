@@ -237,8 +237,18 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _measure_in_subprocess(variant: str, base_url: str, seconds: float) -> dict[str, Any]:
-    command = [sys.executable, "-m", "benchmarks.bulk", "--worker", "--variant", variant,
-               "--base-url", base_url, "--seconds", str(seconds)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.bulk",
+        "--worker",
+        "--variant",
+        variant,
+        "--base-url",
+        base_url,
+        "--seconds",
+        str(seconds),
+    ]
     done = subprocess.run(pinned(command, CLIENT_CORE), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{variant} failed:\n{done.stderr}")
@@ -317,8 +327,10 @@ def _chart(table: dict[str, dict[str, Any]], path: Path) -> bool:
         return False
     names = [n for n in table if VARIANTS[n][2] is None and VARIANTS[n][0] != "reference"]
     rates = [table[n]["rate"] for n in names]
-    errors = [[table[n]["rate"] - table[n]["rate_min"] for n in names],
-              [table[n]["rate_max"] - table[n]["rate"] for n in names]]  # fmt: skip
+    errors = [
+        [table[n]["rate"] - table[n]["rate_min"] for n in names],
+        [table[n]["rate_max"] - table[n]["rate"] for n in names],
+    ]
     colours = ["#1f77b4" if "BulkSender" in n else "#aaaaaa" for n in names]
     figure, axes = plt.subplots(figsize=(9, 4.5))
     axes.barh(names, rates, xerr=errors, color=colours)
@@ -364,8 +376,13 @@ def main() -> None:
                 runs[name].append(_measure_in_subprocess(name, base_url, args.seconds))
     table = _summarise(runs)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine(), "repeats": args.repeats, "seconds": args.seconds,
-              "table": table, "runs": runs}  # fmt: skip
+    report = {
+        "machine": machine(),
+        "repeats": args.repeats,
+        "seconds": args.seconds,
+        "table": table,
+        "runs": runs,
+    }
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = _markdown(table, args.repeats)
     print(markdown)

@@ -57,8 +57,15 @@ async def stream_run(base_url: str, n: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         sampler.cancel()
     peak[0] = max(peak[0], rss_mb())
-    return {"what": f"BulkSender.stream() of {n:,}", "n": n, "sent": sent, "baseline_mb": baseline,
-            "peak_mb": peak[0], "growth_mb": peak[0] - baseline, "seconds": elapsed}  # fmt: skip
+    return {
+        "what": f"BulkSender.stream() of {n:,}",
+        "n": n,
+        "sent": sent,
+        "baseline_mb": baseline,
+        "peak_mb": peak[0],
+        "growth_mb": peak[0] - baseline,
+        "seconds": elapsed,
+    }
 
 
 async def campaign_run(base_url: str, n: int) -> dict[str, Any]:
@@ -91,9 +98,15 @@ async def campaign_run(base_url: str, n: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         sampler.cancel()
     peak[0] = max(peak[0], rss_mb())
-    return {"what": f"campaign of a {n:,}-line CSV (journal on)", "n": n,
-            "sent": report.counts.get("sent", 0), "baseline_mb": baseline, "peak_mb": peak[0],
-            "growth_mb": peak[0] - baseline, "seconds": elapsed}  # fmt: skip
+    return {
+        "what": f"campaign of a {n:,}-line CSV (journal on)",
+        "n": n,
+        "sent": report.counts.get("sent", 0),
+        "baseline_mb": baseline,
+        "peak_mb": peak[0],
+        "growth_mb": peak[0] - baseline,
+        "seconds": elapsed,
+    }
 
 
 def _in_subprocess(kind: str, n: int, base_url: str) -> dict[str, Any]:
@@ -137,8 +150,10 @@ def main() -> None:
         for kind, n in plan:
             print(f"{kind} {n:,} ...", file=sys.stderr, flush=True)
             rows.append(_in_subprocess(kind, n, base_url))
-    lines = ["| run | sent | baseline RSS MB | peak RSS MB | growth MB | target | seconds |",
-             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| run | sent | baseline RSS MB | peak RSS MB | growth MB | target | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         target = TARGETS_MB.get(row["n"])
         lines.append(
