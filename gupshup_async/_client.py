@@ -18,6 +18,7 @@ from ._errors import (
     UnexpectedResponseError,
     error_from_response,
 )
+from ._message_base import MessageModel
 from ._messages import Message
 from ._recipients import mask_recipient, normalize_recipient
 from ._retry import DEFAULT_MAX_RETRIES, RetryPolicy, parse_retry_after
@@ -64,6 +65,11 @@ class AttemptEvent:
 
 def encode_message(message: Message) -> str:
     """The message's `"type":...,"<type>":{...}` JSON members, encoded once, emoji as UTF-8."""
+    if not isinstance(message, MessageModel):
+        raise TypeError(
+            f"message must be a message model such as Text or Image, not {type(message).__name__}"
+            "; build one from the API's JSON with message_from_wire()"
+        )
     return json.dumps(message.to_wire(), ensure_ascii=False, separators=(",", ":"))[1:-1]
 
 
@@ -71,6 +77,8 @@ def encode_body(digits: str, fragment: str, reply_to: str | None = None) -> byte
     """The full request body around a pre-encoded message fragment."""
     context = ""
     if reply_to is not None:
+        if not isinstance(reply_to, str) or not reply_to.strip():
+            raise ValueError("reply_to must be the non-empty id of the message to quote")
         context = ',"context":{"message_id":' + json.dumps(reply_to, ensure_ascii=False) + "}"
     return (
         '{"messaging_product":"whatsapp","recipient_type":"individual","to":"'

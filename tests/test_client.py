@@ -198,3 +198,14 @@ async def test_success_without_message_id_is_ambiguous(
     assert info.value.ambiguous is True
     assert info.value.status_code == 200
     assert route.call_count == 1
+
+
+async def test_a_dict_or_an_empty_reply_to_is_refused_before_any_request(
+    router: respx.Router, client: g.AsyncGupshupClient
+) -> None:
+    route = router.post(SEND_URL).respond(200, json=SUCCESS)
+    with pytest.raises(TypeError, match="message_from_wire"):
+        await client.send(TO, {"type": "text", "text": {"body": "hi"}})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="reply_to"):
+        await client.send(TO, g.Text(body="hi"), reply_to="")
+    assert route.call_count == 0
