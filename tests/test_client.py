@@ -209,3 +209,17 @@ async def test_a_dict_or_an_empty_reply_to_is_refused_before_any_request(
     with pytest.raises(ValueError, match="reply_to"):
         await client.send(TO, g.Text(body="hi"), reply_to="")
     assert route.call_count == 0
+
+
+async def test_token_is_in_no_debug_log_of_a_caller_supplied_httpx_client(
+    mock_server: MockGupshupServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with httpx.AsyncClient() as http, g.AsyncGupshupClient(
+        mock_server.app_id, mock_server.token, base_url=mock_server.base_url, http_client=http
+    ) as client:
+        await client.send(TO, g.Text(body="hi"))
+    names = {record.name.split(".")[0] for record in caplog.records}
+    assert {"httpx", "httpcore"} <= names  # their DEBUG logs were on and captured
+    assert all(mock_server.token not in record.getMessage() for record in caplog.records)
+    assert mock_server.recorder.total_accepted == 1
