@@ -215,9 +215,12 @@ async def test_token_is_in_no_debug_log_of_a_caller_supplied_httpx_client(
     mock_server: MockGupshupServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with httpx.AsyncClient() as http, g.AsyncGupshupClient(
-        mock_server.app_id, mock_server.token, base_url=mock_server.base_url, http_client=http
-    ) as client:
+    async with (
+        httpx.AsyncClient() as http,
+        g.AsyncGupshupClient(
+            mock_server.app_id, mock_server.token, base_url=mock_server.base_url, http_client=http
+        ) as client,
+    ):
         await client.send(TO, g.Text(body="hi"))
     names = {record.name.split(".")[0] for record in caplog.records}
     assert {"httpx", "httpcore"} <= names  # their DEBUG logs were on and captured

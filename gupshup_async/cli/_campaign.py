@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import hashlib
@@ -19,6 +18,7 @@ from .._client import AsyncGupshupClient, encode_message
 from .._journal import Journal
 from .._messages import Message
 from ._inputs import file_digest, iter_recipients
+from ._latency import LatencyHistogram
 from ._progress import ProgressDisplay
 
 
@@ -51,7 +51,7 @@ class CampaignReport:
     sent_this_run: int
     finished_this_run: int
     elapsed: float
-    latencies: list[float]
+    latencies: LatencyHistogram
     resumed: bool
     interrupted: bool
     journal: Path | None
@@ -67,11 +67,8 @@ class CampaignReport:
         return self.finished_this_run / self.elapsed if self.elapsed > 0 else 0.0
 
     def percentile(self, q: float) -> float | None:
-        """Latency percentile `q` (0-100) in seconds, over this run's sends."""
-        if not self.latencies:
-            return None
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+        """Latency percentile `q` (0-100) in seconds over this run's sends (within 2%)."""
+        return self.latencies.percentile(q)
 
 
 def message_digest(message: Message) -> str:
@@ -106,7 +103,7 @@ async def run_campaign(options: CampaignOptions, display: ProgressDisplay) -> Ca
                 sent_this_run=0,
                 finished_this_run=0,
                 elapsed=0.0,
-                latencies=[],
+                latencies=LatencyHistogram(),
                 resumed=resumed,
                 interrupted=False,
                 journal=keep,
@@ -133,7 +130,7 @@ async def _send_pending(
     before = journal.counts()
     todo = before.get("pending", 0)
     done_before = sum(before.values()) - todo
-    latencies = array.array("d")
+    latencies = LatencyHistogram()
     sent = finished = 0
 
     def on_result(outcome: Outcome) -> None:
@@ -144,7 +141,7 @@ async def _send_pending(
         finished += 1
         if outcome.status == "sent":
             sent += 1
-            latencies.append(outcome.latency)
+            latencies.add(outcome.latency)
         display.advance(outcome)
 
     interrupted = False
@@ -177,7 +174,7 @@ async def _send_pending(
         sent_this_run=sent,
         finished_this_run=finished,
         elapsed=elapsed,
-        latencies=list(latencies),
+        latencies=latencies,
         resumed=resumed,
         interrupted=interrupted,
         journal=None,
