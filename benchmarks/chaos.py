@@ -114,6 +114,9 @@ def _figures(folder: Path, base_url: str, numbers: list[str]) -> dict[str, Any]:
     ambiguous = {r["recipient"] for r in results if _reported_ambiguous(r)}
     succeeded = {r["recipient"] for r in results if r["success"]}
     twice = [n for n in numbers if accepted.get(n, 0) > 1]
+    failed = [
+        r["recipient"] for r in results if not r["success"] and r["recipient"] not in ambiguous
+    ]
     silent_deliveries = [n for n in numbers if accepted.get(n, 0) >= 1 and n not in succeeded]
     return {
         "recipients": len(numbers),
@@ -121,6 +124,8 @@ def _figures(folder: Path, base_url: str, numbers: list[str]) -> dict[str, Any]:
         "lost": len(numbers) - len(by_recipient),
         "sent": len(succeeded),
         "success_not_accepted_by_mock": sum(1 for n in succeeded if accepted.get(n, 0) != 1),
+        "failed_surely_not_delivered": len(failed),
+        "of_those_accepted_by_mock": sum(1 for n in failed if accepted.get(n, 0)),
         "delivered_twice": len(twice),
         "delivered_twice_outside_ambiguous": len([n for n in twice if n not in ambiguous]),
         "ambiguous_reported": len(ambiguous),

@@ -26,6 +26,10 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+#: A campaign is a batch job: retrying what surely did not deliver a few more times than a
+#: web request would is cheap, and a "failed" recipient needs a new campaign.
+CAMPAIGN_MAX_RETRIES = 5
+
 TOKEN_ENV = "GUPSHUP_APP_TOKEN"
 APP_ID_ENV = "GUPSHUP_APP_ID"
 BASE_URL_ENV = "GUPSHUP_BASE_URL"
@@ -79,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=DEFAULT_CONCURRENCY,
         help="requests in flight (default 64)",
+    )
+    campaign.add_argument(
+        "--max-retries",
+        type=int,
+        default=CAMPAIGN_MAX_RETRIES,
+        help=f"retries of sends that surely did not deliver: 429, 503, refused connections "
+        f"(default {CAMPAIGN_MAX_RETRIES}); ambiguous outcomes are never retried",
     )
     campaign.add_argument(
         "--timeout",
@@ -173,6 +184,7 @@ def _campaign(args: argparse.Namespace) -> int:
             burst=args.burst,
             concurrency=args.concurrency,
             timeout=args.timeout,
+            max_retries=args.max_retries,
             journal=args.journal,
             results=args.results,
             dry_run=args.dry_run,

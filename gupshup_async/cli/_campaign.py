@@ -35,6 +35,7 @@ class CampaignOptions:
     burst: int | None = None
     concurrency: int = 64
     timeout: float = 10.0
+    max_retries: int = 5
     journal: Path | None = None
     results: Path | None = None
     dry_run: bool = False
@@ -147,7 +148,11 @@ async def _send_pending(
     interrupted = False
     started = time.monotonic()
     async with AsyncGupshupClient(
-        options.app_id, options.token, base_url=options.base_url, timeout=options.timeout
+        options.app_id,
+        options.token,
+        base_url=options.base_url,
+        timeout=options.timeout,
+        max_retries=options.max_retries,
     ) as client:
         sender = BulkSender(
             client,
