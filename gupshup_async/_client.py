@@ -197,6 +197,8 @@ class AsyncGupshupClient:
 
     async def post_once(self, body: bytes) -> SendResult:
         """One HTTP attempt, no retry: the building block of `send` and of the bulk sender."""
+        if self._http.is_closed:
+            raise RuntimeError("this AsyncGupshupClient is closed; make a new one to send")
         try:
             if self._transport is not None:
                 request = httpx.Request(

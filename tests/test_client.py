@@ -118,7 +118,7 @@ async def test_token_is_in_no_repr() -> None:
     async with g.AsyncGupshupClient(APP_ID, TOKEN) as client:
         assert TOKEN not in repr(client)
         assert TOKEN not in str(client)
-        assert TOKEN not in repr(vars(client).get("retry_policy"))
+        assert TOKEN not in repr(vars(client))
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 429, 500, 503])
@@ -226,3 +226,10 @@ async def test_token_is_in_no_debug_log_of_a_caller_supplied_httpx_client(
     assert {"httpx", "httpcore"} <= names  # their DEBUG logs were on and captured
     assert all(mock_server.token not in record.getMessage() for record in caplog.records)
     assert mock_server.recorder.total_accepted == 1
+
+
+async def test_sending_on_a_closed_client_says_so() -> None:
+    client = g.AsyncGupshupClient(APP_ID, TOKEN)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.send(TO, g.Text(body="hi"))
