@@ -20,7 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,12 @@ async def _gather_loop(
     await asyncio.gather(*(bounded(to) for to in _numbers(start, n)))
 
 
-async def run_httpx(base_url: str, concurrency: int, n: int, start: int) -> None:
+Batch = Callable[[int, int, "float | None"], Awaitable[None]]
+
+
+@asynccontextmanager
+async def httpx_variant(base_url: str, concurrency: int) -> AsyncIterator[Batch]:
+    """One shared `httpx.AsyncClient` with default settings, gather over a semaphore."""
     import httpx
 
     url = f"{base_url}/partner/app/{APP_ID}/v3/message"
@@ -98,10 +104,12 @@ async def run_httpx(base_url: str, concurrency: int, n: int, start: int) -> None
         async def one(to: str) -> None:
             (await client.post(url, content=_body(to), headers=headers)).raise_for_status()
 
-        await _gather_loop(n, start, concurrency, one)
+        yield lambda n, start, rate: _gather_loop(n, start, concurrency, one)
 
 
-async def run_aiohttp(base_url: str, concurrency: int, n: int, start: int) -> None:
+@asynccontextmanager
+async def aiohttp_variant(base_url: str, concurrency: int) -> AsyncIterator[Batch]:
+    """One `aiohttp.ClientSession`, gather over a semaphore: the fastest hand-written loop."""
     import aiohttp
 
     url = f"{base_url}/partner/app/{APP_ID}/v3/message"
@@ -114,101 +122,99 @@ async def run_aiohttp(base_url: str, concurrency: int, n: int, start: int) -> No
                 answer.raise_for_status()
                 await answer.read()
 
-        await _gather_loop(n, start, concurrency, one)
+        yield lambda n, start, rate: _gather_loop(n, start, concurrency, one)
 
 
-def _sdk_client(base_url: str) -> Any:
+@asynccontextmanager
+async def bulk_variant(base_url: str, concurrency: int) -> AsyncIterator[Batch]:
+    """`BulkSender` over one `AsyncGupshupClient`, as unlimited or paced as asked."""
     import gupshup_async as g
 
-    return g.AsyncGupshupClient(APP_ID, TOKEN, base_url=base_url)
+    async with g.AsyncGupshupClient(APP_ID, TOKEN, base_url=base_url) as client:
+
+        async def batch(n: int, start: int, rate: float | None) -> None:
+            sender = g.BulkSender(client, rate=rate, concurrency=concurrency)
+            results = await sender.send(_numbers(start, n), g.Text(body=BODY_TEXT))
+            failed = [r for r in results if not r["success"]]
+            if failed:
+                raise RuntimeError(f"{len(failed)} failed, e.g. {failed[0]}")
+
+        yield batch
 
 
-async def run_bulk(
-    base_url: str, concurrency: int, n: int, start: int, rate: float | None = None
-) -> None:
-    import gupshup_async as g
-
-    async with _sdk_client(base_url) as client:
-        sender = g.BulkSender(client, rate=rate, concurrency=concurrency)
-        results = await sender.send(_numbers(start, n), g.Text(body=BODY_TEXT))
-    failed = [r for r in results if not r["success"]]
-    if failed:
-        raise RuntimeError(f"{len(failed)} failed, e.g. {failed[0]}")
-
-
-async def run_journal(base_url: str, concurrency: int, n: int, start: int) -> None:
+@asynccontextmanager
+async def journal_variant(base_url: str, concurrency: int) -> AsyncIterator[Batch]:
+    """The campaign's code path: a recipients file, the SQLite journal, `BulkSender`."""
     import gupshup_async as g
     from gupshup_async.cli._campaign import CampaignOptions, run_campaign
     from gupshup_async.cli._progress import ProgressDisplay
 
-    with tempfile.TemporaryDirectory() as folder:
-        recipients = Path(folder) / "to.txt"
-        recipients.write_text("\n".join(_numbers(start, n)) + "\n")
-        options = CampaignOptions(
-            recipients=recipients,
-            message=g.Text(body=BODY_TEXT),
-            app_id=APP_ID,
-            token=TOKEN,
-            base_url=base_url,
-            rate=None,
-            concurrency=concurrency,
-            journal=Path(folder) / "journal.sqlite3",
-        )
-        display = ProgressDisplay(enabled=False, stream=io.StringIO())
-        report = await run_campaign(options, display)
-    if report.counts.get("sent") != n:
-        raise RuntimeError(f"journaled run sent {report.counts}")
+    async with g.AsyncGupshupClient(APP_ID, TOKEN, base_url=base_url) as client:
+
+        async def batch(n: int, start: int, rate: float | None) -> None:
+            with tempfile.TemporaryDirectory() as folder:
+                recipients = Path(folder) / "to.txt"
+                recipients.write_text("\n".join(_numbers(start, n)) + "\n")
+                options = CampaignOptions(
+                    recipients=recipients,
+                    message=g.Text(body=BODY_TEXT),
+                    rate=rate,
+                    concurrency=concurrency,
+                    journal=Path(folder) / "journal.sqlite3",
+                )
+                display = ProgressDisplay(enabled=False, stream=io.StringIO())
+                report = await run_campaign(options, display, client=client)
+            if report.counts.get("sent") != n:
+                raise RuntimeError(f"journaled run sent {report.counts}")
+
+        yield batch
 
 
-async def run_reference(base_url: str, n: int, start: int) -> None:
+@asynccontextmanager
+async def reference_variant(base_url: str, concurrency: int) -> AsyncIterator[Batch]:
     """The reference's sendBulkMessages: one at a time, a fixed 1 s sleep after each."""
     import httpx
 
     url = f"{base_url}/partner/app/{APP_ID}/v3/message"
     headers = {"Authorization": TOKEN, "Content-Type": "application/json"}
     async with httpx.AsyncClient() as client:
-        for to in _numbers(start, n):
-            await client.post(url, content=_body(to), headers=headers)
-            await asyncio.sleep(1.0)
+
+        async def batch(n: int, start: int, rate: float | None) -> None:
+            for to in _numbers(start, n):
+                await client.post(url, content=_body(to), headers=headers)
+                await asyncio.sleep(1.0)
+
+        yield batch
 
 
-def _runner(
-    kind: str, base_url: str, concurrency: int, rate: float | None
-) -> Callable[[int, int], Awaitable[None]]:
-    if kind == "httpx":
-        return lambda n, start: run_httpx(base_url, concurrency, n, start)
-    if kind == "aiohttp":
-        return lambda n, start: run_aiohttp(base_url, concurrency, n, start)
-    if kind == "bulk":
-        return lambda n, start: run_bulk(base_url, concurrency, n, start, rate)
-    if kind == "journal":
-        return lambda n, start: run_journal(base_url, concurrency, n, start)
-    return lambda n, start: run_reference(base_url, n, start)
+KINDS = {
+    "httpx": httpx_variant,
+    "aiohttp": aiohttp_variant,
+    "bulk": bulk_variant,
+    "journal": journal_variant,
+    "reference": reference_variant,
+}
 
 
 async def measure(
     kind: str, base_url: str, concurrency: int, rate: float | None, seconds: float
 ) -> dict[str, Any]:
-    """Warm up, size the run to `seconds`, then time it (wall and this process's CPU)."""
-    run = _runner(kind, base_url, concurrency, rate)
+    """Set up once, warm up (connections, caches), size the run to `seconds`, then time it:
+    wall clock, and this process's CPU."""
     start = random.randrange(10**9)
-    if kind == "reference":
-        n = 3
-    else:
-        warm_up = _runner(kind, base_url, concurrency, None)  # paced variants warm up unpaced
-        began = time.perf_counter()
-        await warm_up(WARMUP, start)
-        warm_rate = WARMUP / (time.perf_counter() - began)
-        start += WARMUP
-        n = (
-            int(rate * seconds)
-            if rate is not None
-            else max(WARMUP, min(60_000, int(warm_rate * seconds)))
-        )
-    post(base_url, "/_mock/reset")
-    wall, cpu = time.perf_counter(), time.process_time()
-    await run(n, start)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    async with KINDS[kind](base_url, concurrency) as batch:
+        if kind == "reference":
+            n = 3
+        else:
+            began = time.perf_counter()
+            await batch(WARMUP, start, None)  # paced variants warm up unpaced
+            warm_rate = WARMUP / (time.perf_counter() - began)
+            start += WARMUP
+            n = int(rate * seconds) if rate else max(WARMUP, min(60_000, int(warm_rate * seconds)))
+        post(base_url, "/_mock/reset")
+        wall, cpu = time.perf_counter(), time.process_time()
+        await batch(n, start, rate)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stats = get(base_url, "/_mock/stats?summary=1")
     result: dict[str, Any] = {
         "n": n,

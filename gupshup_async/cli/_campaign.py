@@ -77,8 +77,17 @@ def message_digest(message: Message) -> str:
     return hashlib.sha256(encode_message(message).encode()).hexdigest()
 
 
-async def run_campaign(options: CampaignOptions, display: ProgressDisplay) -> CampaignReport:
-    """Run (or resume, or dry-run) one campaign; inputs are checked before anything is sent."""
+async def run_campaign(
+    options: CampaignOptions,
+    display: ProgressDisplay,
+    *,
+    client: AsyncGupshupClient | None = None,
+) -> CampaignReport:
+    """Run (or resume, or dry-run) one campaign; inputs are checked before anything is sent.
+
+    `client` reuses an open client (an app embedding campaigns); by default one is made
+    from the options and closed at the end.
+    """
     with contextlib.ExitStack() as stack:
         journal_path = options.journal
         if journal_path is None:
@@ -114,7 +123,20 @@ async def run_campaign(options: CampaignOptions, display: ProgressDisplay) -> Ca
                 projected_seconds=valid / rate if rate else None,
             )
         journal.settle_interrupted(resend_ambiguous=options.resend_ambiguous)
-        report = await _send_pending(options, journal, display, resumed)
+        async with contextlib.AsyncExitStack() as clients:
+            if client is None:
+                assert options.app_id is not None
+                assert options.token is not None
+                client = await clients.enter_async_context(
+                    AsyncGupshupClient(
+                        options.app_id,
+                        options.token,
+                        base_url=options.base_url,
+                        timeout=options.timeout,
+                        max_retries=options.max_retries,
+                    )
+                )
+            report = await _send_pending(options, client, journal, display, resumed)
         report.journal = keep
         if options.results is not None:
             write_results(journal, options.results)
@@ -124,10 +146,12 @@ async def run_campaign(options: CampaignOptions, display: ProgressDisplay) -> Ca
 
 
 async def _send_pending(
-    options: CampaignOptions, journal: Journal, display: ProgressDisplay, resumed: bool
+    options: CampaignOptions,
+    client: AsyncGupshupClient,
+    journal: Journal,
+    display: ProgressDisplay,
+    resumed: bool,
 ) -> CampaignReport:
-    assert options.app_id is not None
-    assert options.token is not None
     before = journal.counts()
     todo = before.get("pending", 0)
     done_before = sum(before.values()) - todo
@@ -147,34 +171,27 @@ async def _send_pending(
 
     interrupted = False
     started = time.monotonic()
-    async with AsyncGupshupClient(
-        options.app_id,
-        options.token,
-        base_url=options.base_url,
-        timeout=options.timeout,
-        max_retries=options.max_retries,
-    ) as client:
-        sender = BulkSender(
-            client,
-            rate=options.rate,
-            burst=options.burst,
-            concurrency=options.concurrency,
-            on_result=on_result,
-            before_send=journal.mark_sending,
-            deduplicate=False,  # the journal refused repeats when it loaded the file
-        )
-        display.start(total=todo, already_done=done_before, resumed=resumed)
-        try:
-            with _cancel_on_signals():
-                # Results go to the journal as they come (on_result); holding them all,
-                # as send() does, would cost ~1.7 KB a recipient (1.7 GB for a million).
-                async for _ in sender.outcomes(journal.pending(), options.message):
-                    pass
-        except asyncio.CancelledError:
-            interrupted = True
-        finally:
-            journal.flush()
-            display.stop()
+    sender = BulkSender(
+        client,
+        rate=options.rate,
+        burst=options.burst,
+        concurrency=options.concurrency,
+        on_result=on_result,
+        before_send=journal.mark_sending,
+        deduplicate=False,  # the journal refused repeats when it loaded the file
+    )
+    display.start(total=todo, already_done=done_before, resumed=resumed)
+    try:
+        with _cancel_on_signals():
+            # Results go to the journal as they come (on_result); holding them all,
+            # as send() does, would cost ~1.7 KB a recipient (1.7 GB for a million).
+            async for _ in sender.outcomes(journal.pending(), options.message):
+                pass
+    except asyncio.CancelledError:
+        interrupted = True
+    finally:
+        journal.flush()
+        display.stop()
     elapsed = time.monotonic() - started
     return CampaignReport(
         counts=journal.counts(),
