@@ -344,8 +344,9 @@ def _chart(table: dict[str, dict[str, Any]], path: Path) -> bool:
     axes.invert_yaxis()
     axes.set_xlabel("messages per second (median, min-max), loopback mock on its own core")
     axes.set_title("gupshup-async BulkSender vs hand-written loops")
-    for y, rate in enumerate(rates):
-        axes.text(rate, y, f" {rate:.0f}", va="center")
+    for y, name in enumerate(names):
+        axes.text(table[name]["rate_max"], y, f"  {table[name]['rate']:.0f}", va="center")
+    axes.set_xlim(0, max(table[n]["rate_max"] for n in names) * 1.15)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -364,12 +365,20 @@ def main() -> None:
     parser.add_argument(
         "--only", action="append", default=None, help="run only variants containing this text"
     )
+    parser.add_argument(
+        "--replot", action="store_true", help="redraw the table and chart from latest.json"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(args)
+        return
+    if args.replot:
+        saved = json.loads((RESULTS / "latest.json").read_text())
+        print(_markdown(saved["table"], saved["repeats"]))
+        _chart(saved["table"], RESULTS / "bulk.png")
         return
     if args.quick:
         args.repeats, args.seconds = 1, 2.0
