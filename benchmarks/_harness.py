@@ -65,6 +65,15 @@ def mock_process(*extra: str) -> Iterator[str]:
         process.wait(timeout=15)
 
 
+def run_worker(module: str, *args: str) -> dict[str, Any]:
+    """Run `python -m module args` pinned to the client core; its last line is a JSON result."""
+    command = pinned([sys.executable, "-m", module, *args], CLIENT_CORE)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def get(base_url: str, path: str) -> Any:
     with urllib.request.urlopen(base_url + path, timeout=30) as answer:
         return json.load(answer)

@@ -16,7 +16,6 @@ import asyncio
 import io
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._harness import (
-    CLIENT_CORE,
     RESULTS,
     get,
     machine,
@@ -34,8 +32,8 @@ from benchmarks._harness import (
     median,
     mock_process,
     peak_rss_mb,
-    pinned,
     post,
+    run_worker,
 )
 
 APP_ID, TOKEN = "mock-app", "mock-token"
@@ -244,10 +242,7 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _measure_in_subprocess(variant: str, base_url: str, seconds: float) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.bulk",
+    arguments = [
         "--worker",
         "--variant",
         variant,
@@ -256,10 +251,7 @@ def _measure_in_subprocess(variant: str, base_url: str, seconds: float) -> dict[
         "--seconds",
         str(seconds),
     ]
-    done = subprocess.run(pinned(command, CLIENT_CORE), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{variant} failed:\n{done.stderr}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_worker("benchmarks.bulk", *arguments)
 
 
 def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:

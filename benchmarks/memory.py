@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import io
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import CLIENT_CORE, RESULTS, machine, mock_process, pinned, rss_mb
+from benchmarks._harness import RESULTS, machine, mock_process, rss_mb, run_worker
 
 APP_ID, TOKEN = "mock-app", "mock-token"
 TARGETS_MB = {100_000: 50, 1_000_000: 100}
@@ -35,10 +34,29 @@ def _numbers(n: int, prefix: str = "91") -> Iterator[str]:
         yield f"{prefix}{i:010d}"
 
 
-async def _sample(peak: list[float]) -> None:
-    while True:
-        peak[0] = max(peak[0], rss_mb())
-        await asyncio.sleep(0.2)
+class Measured:
+    """RSS from the moment it is entered (the baseline), sampled every 0.2 s, and wall time."""
+
+    async def __aenter__(self) -> Measured:
+        self.baseline = self.peak = rss_mb()
+        self.started = time.perf_counter()
+        self._sampler = asyncio.ensure_future(self._sample())
+        return self
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_mb())
+            await asyncio.sleep(0.2)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._sampler.cancel()
+        self.peak = max(self.peak, rss_mb())
+        self.seconds = time.perf_counter() - self.started
+
+    def row(self, what: str, n: int, sent: int) -> dict[str, Any]:
+        return {"what": what, "n": n, "sent": sent, "baseline_mb": self.baseline,
+                "peak_mb": self.peak, "growth_mb": self.peak - self.baseline,
+                "seconds": self.seconds}  # fmt: skip
 
 
 async def stream_run(base_url: str, n: int) -> dict[str, Any]:
@@ -48,24 +66,12 @@ async def stream_run(base_url: str, n: int) -> dict[str, Any]:
         sender = g.BulkSender(client, rate=None, concurrency=64)
         async for _ in sender.stream(_numbers(500, "93"), g.Text(body="warm-up")):
             pass
-        baseline = rss_mb()
-        peak = [baseline]
-        sampler = asyncio.ensure_future(_sample(peak))
-        started, sent = time.perf_counter(), 0
-        async for result in sender.stream(_numbers(n), g.Text(body="Your order has shipped.")):
-            sent += result["success"]
-        elapsed = time.perf_counter() - started
-        sampler.cancel()
-    peak[0] = max(peak[0], rss_mb())
-    return {
-        "what": f"BulkSender.stream() of {n:,}",
-        "n": n,
-        "sent": sent,
-        "baseline_mb": baseline,
-        "peak_mb": peak[0],
-        "growth_mb": peak[0] - baseline,
-        "seconds": elapsed,
-    }
+        sent = 0
+        async with Measured() as measured:
+            message = g.Text(body="Your order has shipped.")
+            async for result in sender.stream(_numbers(n), message):
+                sent += result["success"]
+    return measured.row(f"BulkSender.stream() of {n:,}", n, sent)
 
 
 async def campaign_run(base_url: str, n: int) -> dict[str, Any]:
@@ -80,10 +86,6 @@ async def campaign_run(base_url: str, n: int) -> dict[str, Any]:
             for i, number in enumerate(_numbers(n, "92")):
                 handle.write(f"{number},Customer {i}\n")
         display = ProgressDisplay(enabled=False, stream=io.StringIO())
-        baseline = rss_mb()
-        peak = [baseline]
-        sampler = asyncio.ensure_future(_sample(peak))
-        started = time.perf_counter()
         options = CampaignOptions(
             recipients=csv,
             message=g.Text(body="Your order has shipped."),
@@ -94,37 +96,14 @@ async def campaign_run(base_url: str, n: int) -> dict[str, Any]:
             concurrency=64,
             journal=Path(folder) / "journal.sqlite3",
         )
-        report = await run_campaign(options, display)
-        elapsed = time.perf_counter() - started
-        sampler.cancel()
-    peak[0] = max(peak[0], rss_mb())
-    return {
-        "what": f"campaign of a {n:,}-line CSV (journal on)",
-        "n": n,
-        "sent": report.counts.get("sent", 0),
-        "baseline_mb": baseline,
-        "peak_mb": peak[0],
-        "growth_mb": peak[0] - baseline,
-        "seconds": elapsed,
-    }
+        async with Measured() as measured:
+            report = await run_campaign(options, display)
+    what = f"campaign of a {n:,}-line CSV (journal on)"
+    return measured.row(what, n, report.counts.get("sent", 0))
 
 
 def _in_subprocess(kind: str, n: int, base_url: str) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.memory",
-        "--worker",
-        kind,
-        "--n",
-        str(n),
-        "--base-url",
-        base_url,
-    ]
-    done = subprocess.run(pinned(command, CLIENT_CORE), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr)
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_worker("benchmarks.memory", "--worker", kind, "--n", str(n), "--base-url", base_url)
 
 
 def main() -> None:

@@ -49,14 +49,14 @@ class CampaignReport:
 
     counts: dict[str, int]
     failures: list[tuple[str, int | None, str, int]]
-    sent_this_run: int
-    finished_this_run: int
-    elapsed: float
-    latencies: LatencyHistogram
     resumed: bool
-    interrupted: bool
-    journal: Path | None
-    results: Path | None
+    sent_this_run: int = 0
+    finished_this_run: int = 0
+    elapsed: float = 0.0
+    latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
+    interrupted: bool = False
+    journal: Path | None = None
+    results: Path | None = None
     rate_cuts: int = 0
     dry_run: bool = False
     valid: int = 0
@@ -110,14 +110,8 @@ async def run_campaign(
             return CampaignReport(
                 counts=counts,
                 failures=journal.failures(),
-                sent_this_run=0,
-                finished_this_run=0,
-                elapsed=0.0,
-                latencies=LatencyHistogram(),
                 resumed=resumed,
-                interrupted=False,
                 journal=keep,
-                results=None,
                 dry_run=True,
                 valid=valid,
                 projected_seconds=valid / rate if rate else None,
@@ -196,14 +190,12 @@ async def _send_pending(
     return CampaignReport(
         counts=journal.counts(),
         failures=journal.failures(),
+        resumed=resumed,
         sent_this_run=sent,
         finished_this_run=finished,
         elapsed=elapsed,
         latencies=latencies,
-        resumed=resumed,
         interrupted=interrupted,
-        journal=None,
-        results=None,
         rate_cuts=sender.rate_cuts,
     )
 
