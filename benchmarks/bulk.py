@@ -383,6 +383,10 @@ def main() -> None:
                 print(f"[{repeat + 1}/{args.repeats}] {name} ...", file=sys.stderr, flush=True)
                 runs[name].append(_measure_in_subprocess(name, base_url, args.seconds))
     table = _summarise(runs)
+    print(_markdown(table, args.repeats))
+    if args.quick or args.only:
+        print("\n(partial run: benchmarks/results/ left as it was)")
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": machine(),
@@ -392,8 +396,6 @@ def main() -> None:
         "runs": runs,
     }
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    markdown = _markdown(table, args.repeats)
-    print(markdown)
     if _chart(table, RESULTS / "bulk.png"):
         print(f"\nChart: {RESULTS / 'bulk.png'}")
 

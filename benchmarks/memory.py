@@ -140,6 +140,8 @@ def main() -> None:
             f"| {row['peak_mb']:.0f} | {row['growth_mb']:.1f} | < {target} | {row['seconds']:.0f} |"
         )
     print("\n".join(lines))
+    if args.quick:
+        return  # a partial run leaves the recorded results alone
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "memory.json").write_text(
         json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n"
