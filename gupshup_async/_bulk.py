@@ -68,8 +68,9 @@ class Outcome:
 
     `status` is "sent", "failed" (surely not delivered), "ambiguous" (may have been delivered),
     "invalid" (bad number or message), "duplicate" (repeated in this run, not sent) or
-    "not_sent" (cancelled before a retry; surely not delivered). `latency` is seconds from the
-    first attempt to the final answer; `index` the position in the input.
+    "not_sent" (stopped before its first request or before a retry; surely not delivered).
+    `latency` is seconds from the first request to the final answer; `index` the position
+    in the input.
     """
 
     index: int

@@ -294,3 +294,26 @@ def test_mock_command_prints_its_url_and_token_serves_and_stops_on_ctrl_c() -> N
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)
     assert process.returncode == 0
+
+
+def test_resend_ambiguous_sends_again_only_when_asked(tmp_path: Path) -> None:
+    to, journal, results = tmp_path / "to.csv", tmp_path / "j.sqlite3", tmp_path / "r.jsonl"
+    numbers = _numbers(to, 3)
+    mock = MockGupshupServer(faults=FaultPlan(schedule={numbers[1]: ["504", "ok"]}))
+    mock.start()
+    try:
+        args = _command(to, "--text", "x", "--journal", journal, "--results", results)
+        first = _run(args, _env(mock))
+        assert first.returncode == 0, first.stderr
+        assert "ambiguous    1" in first.stdout
+        again = _run(args, _env(mock))
+        assert mock.recorder.attempts[numbers[1]] == 1  # a plain resume leaves it alone
+        assert "ambiguous    1" in again.stdout
+        resent = _run([*args, "--resend-ambiguous"], _env(mock))
+        assert resent.returncode == 0, resent.stderr
+        assert mock.recorder.attempts[numbers[1]] == 2
+        recorded = [json.loads(line) for line in results.read_text().splitlines()]
+        assert [r["success"] for r in recorded] == [True, True, True]
+        assert set(mock.recorder.accepted.values()) == {1}
+    finally:
+        mock.stop()

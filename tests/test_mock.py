@@ -283,9 +283,10 @@ async def test_retry_after_as_http_date_is_honoured() -> None:
     assert 0.0 <= waits[0] <= 1.0
 
 
-async def test_throttle_answers_429_past_the_rate() -> None:
+@pytest.mark.parametrize(("shape", "code"), [("gupshup", None), ("meta", 130429)])
+async def test_throttle_answers_429_past_the_rate(shape: str, code: int | None) -> None:
     async with (
-        MockGupshupServer(rate=5, burst=5) as server,
+        MockGupshupServer(rate=5, burst=5, throttle_shape=shape) as server,
         g.AsyncGupshupClient(
             server.app_id, server.token, base_url=server.base_url, max_retries=0
         ) as client,
@@ -296,6 +297,7 @@ async def test_throttle_answers_429_past_the_rate() -> None:
         )
     throttled = [o for o in outcomes if isinstance(o, g.RateLimitError)]
     assert 5 <= len(outcomes) - len(throttled) <= 6
+    assert {(o.status_code, o.code) for o in throttled} == {(429, code)}
     assert server.recorder.total_accepted == len(outcomes) - len(throttled)
 
 
