@@ -12,15 +12,15 @@ once its mark is committed. The token is never written here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from ._bulk import BulkResult, Outcome
-from ._recipients import normalize_recipient
+from ._recipients import mask_recipient, normalize_recipient
 
 #: States after which a recipient is never sent again by a resumed run.
 FINAL_STATES = ("sent", "failed", "ambiguous", "invalid", "duplicate")
@@ -71,6 +71,7 @@ class Journal:
         self._finals: list[tuple[str, str | None, int | None, str | None, float, int]] = []
         self._committed: asyncio.Future[None] | None = None
         self._row_of: dict[str, int] = {}  # digits -> idx of what pending() handed out
+        self._failure: BaseException | None = None  # a failed group commit stops the campaign
 
     def close(self) -> None:
         """Commit what is pending and close the database."""
@@ -206,8 +207,17 @@ class Journal:
     # ------------------------------------------------------------ write-ahead marks
 
     async def mark_sending(self, digits: str) -> None:
-        """Mark `digits` as being sent; returns once the mark is committed."""
-        self._sending.append(self._row(digits, forget=False))
+        """Mark `digits` as being sent; returns once the mark is committed.
+
+        Raises when the journal cannot be written (then nothing more is sent), or when the
+        recipient is not pending in this journal (a send without its mark is never made).
+        """
+        if self._failure is not None:
+            raise self._failure
+        row = self._row(digits, forget=False)
+        if row < 0:
+            raise LookupError(f"recipient {mask_recipient(digits)} is not pending in {self.path}")
+        self._sending.append(row)
         await self._commit_soon()
 
     def record(self, outcome: Outcome) -> None:
@@ -239,8 +249,14 @@ class Journal:
     def _commit_soon(self) -> asyncio.Future[None]:
         if self._committed is None:
             self._committed = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self._flush_from_loop)
         return self._committed
+
+    def _flush_from_loop(self) -> None:
+        # A failure is kept in self._failure and on the awaited future: it reaches the
+        # campaign through the next mark_sending, not the event loop's error log.
+        with contextlib.suppress(Exception):
+            self.flush()
 
     def flush(self) -> None:
         """Commit every queued mark and final state in one transaction."""
@@ -262,14 +278,15 @@ class Journal:
                             "WHERE idx = ? AND state IN ('pending', 'sending')",
                             finals,
                         )
-            except BaseException as exc:
+            except Exception as exc:
+                self._failure = exc
                 if committed is not None and not committed.done():
                     committed.set_exception(exc)
                 raise
         if committed is not None and not committed.done():
             committed.set_result(None)
 
-    def _transaction(self) -> Any:
+    def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
 

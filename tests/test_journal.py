@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +111,20 @@ def test_no_token_in_the_journal_file(tmp_path: Path) -> None:
     columns = {row[1] for row in journal._db.execute("PRAGMA table_info(campaign)")}
     assert columns == {"key", "value"}
     journal.close()
+
+
+async def test_a_failed_commit_stops_further_sends(journal: Journal) -> None:
+    journal.load(["917000000001", "917000000002"])
+    list(journal.pending())
+    journal._db.execute("PRAGMA query_only = ON")  # every write now fails, like a full disk
+    with pytest.raises(sqlite3.OperationalError):
+        await journal.mark_sending("917000000001")
+    with pytest.raises(sqlite3.OperationalError):
+        await journal.mark_sending("917000000002")
+    journal._db.execute("PRAGMA query_only = OFF")
+
+
+async def test_a_recipient_that_is_not_pending_is_never_marked(journal: Journal) -> None:
+    journal.load(["917000000001"])
+    with pytest.raises(LookupError, match="not pending"):
+        await journal.mark_sending("917000000009")
