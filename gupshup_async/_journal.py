@@ -282,6 +282,7 @@ class Journal:
                 self._failure = exc
                 if committed is not None and not committed.done():
                     committed.set_exception(exc)
+                    committed.exception()  # retrieved: the waiters, if any, raise it
                 raise
         if committed is not None and not committed.done():
             committed.set_result(None)
