@@ -8,7 +8,7 @@ pauses and slow-downs on throttling, see `_pacing`).
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import math
 import time
 from collections.abc import (
@@ -30,8 +30,6 @@ from ._errors import GupshupError, RateLimitError
 from ._messages import Message
 from ._pacing import Pacer
 from ._recipients import NumberSet, mask_recipient, normalize_recipient
-
-logger = logging.getLogger("gupshup_async.bulk")
 
 DEFAULT_RATE = 80.0
 DEFAULT_CONCURRENCY = 64
@@ -155,14 +153,19 @@ class BulkSender:
 
     async def stream(
         self, recipients: Recipients, message: MessageSource
-    ) -> AsyncIterator[BulkResult]:
-        """Yield results as they complete; memory stays proportional to `concurrency`."""
-        async for outcome in self.outcomes(recipients, message):
-            yield outcome.result
+    ) -> AsyncGenerator[BulkResult, None]:
+        """Yield results as they complete; memory stays proportional to `concurrency`.
+
+        Leaving the loop early stops the run once the generator is closed: wrap it in
+        `contextlib.aclosing()` to close it at once rather than when it is collected.
+        """
+        async with contextlib.aclosing(self.outcomes(recipients, message)) as outcomes:
+            async for outcome in outcomes:
+                yield outcome.result
 
     async def outcomes(
         self, recipients: Recipients, message: MessageSource
-    ) -> AsyncIterator[Outcome]:
+    ) -> AsyncGenerator[Outcome, None]:
         """Like `stream`, with each recipient's full `Outcome`."""
         queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
         slots = asyncio.Semaphore(2 * self.concurrency)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import resource
 import time
@@ -314,3 +315,21 @@ async def test_100k_recipients_stream_in_bounded_memory() -> None:
     assert app.recorder.total_accepted == 100_000
     # Loose: the dedup set and the mock's per-recipient counters grow; results do not pile up.
     assert peak - before < 100
+
+
+async def test_leaving_a_stream_early_stops_it_and_in_flight_sends_still_finish() -> None:
+    seen: list[g.Outcome] = []
+    async with (
+        MockGupshupServer(faults=FaultPlan(latency=0.2)) as server,
+        _client(server) as client,
+    ):
+        sender = g.BulkSender(client, rate=None, concurrency=4, on_result=seen.append)
+        async with contextlib.aclosing(sender.stream(numbers(100), g.Text(body="hi"))) as results:
+            async for _ in results:
+                break
+        attempts = server.recorder.total_attempts
+        await asyncio.sleep(0.5)  # nothing more starts after the stream is closed
+        assert server.recorder.total_attempts == attempts
+        assert attempts <= 8
+        assert server.recorder.total_accepted == attempts
+    assert [o.status for o in seen] == ["sent"] * attempts

@@ -317,3 +317,21 @@ def test_resend_ambiguous_sends_again_only_when_asked(tmp_path: Path) -> None:
         assert set(mock.recorder.accepted.values()) == {1}
     finally:
         mock.stop()
+
+
+def test_a_refused_token_stops_the_campaign_and_leaves_the_rest_pending(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to, journal, results = tmp_path / "to.csv", tmp_path / "j.sqlite3", tmp_path / "r.jsonl"
+    _numbers(to, 2000)
+    args = _command(to, "--text", "x", "--rate", "1000", "--journal", journal, "--results", results)
+    wrong = _run(args, _env(server, GUPSHUP_APP_TOKEN="expired-token"))
+
+    assert wrong.returncode == 1, wrong.stderr
+    assert "Campaign stopped: the API answered HTTP 401" in wrong.stdout
+    assert "not finished 2000" in wrong.stdout
+    assert results.read_text() == ""  # nobody got a final result: all still pending
+    assert "expired-token" not in wrong.stdout + wrong.stderr
+    fixed = _run(args, _env(server))
+    assert fixed.returncode == 0, fixed.stderr
+    assert server.recorder.total_accepted == 2000

@@ -1,6 +1,7 @@
 """The `gupshup-async` console script: `campaign`, `demo` and `mock`.
 
 Exit status: 0 when every recipient has a final result (failures are listed, not fatal),
+1 when the API refused the credentials (401/403) and the rest was left pending to resume,
 2 for bad usage or unreadable input (before anything is sent), 130 when interrupted.
 The token comes from the environment only (`GUPSHUP_APP_TOKEN`): flags leak into shell
 history and `ps`.
@@ -23,6 +24,7 @@ from ._inputs import InputError, load_message
 from ._progress import ProgressDisplay
 
 EXIT_OK = 0
+EXIT_STOPPED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -207,6 +209,15 @@ def _campaign(args: argparse.Namespace) -> int:
 
 def run_and_report(options: CampaignOptions, display: ProgressDisplay) -> int:
     """Run the campaign in a fresh event loop, print the summary, return the exit status."""
-    report = asyncio.run(run_campaign(options, display))
+    try:
+        report = asyncio.run(run_campaign(options, display))
+    except KeyboardInterrupt:  # before sending started: loading is resumable too
+        display.print("Interrupted before sending; run the same command again to resume.")
+        return EXIT_INTERRUPTED
     display.summary(report)
-    return EXIT_INTERRUPTED if report.interrupted else EXIT_OK
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    if report.stopped_by:
+        display.print("Nothing more was sent: fix the credentials and run the same command again.")
+        return EXIT_STOPPED
+    return EXIT_OK

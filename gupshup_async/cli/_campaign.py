@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import signal
@@ -15,11 +16,15 @@ from pathlib import Path
 
 from .._bulk import BulkSender, Outcome
 from .._client import AsyncGupshupClient, encode_message
+from .._errors import AuthenticationError, GupshupError, PermissionDeniedError
 from .._journal import Journal
 from .._messages import Message
 from ._inputs import file_digest, iter_recipients
 from ._latency import LatencyHistogram
 from ._progress import ProgressDisplay
+
+#: Answers that mean no recipient can be sent to: the campaign stops and they stay pending.
+FATAL_ERRORS = (AuthenticationError, PermissionDeniedError)
 
 
 @dataclass
@@ -61,6 +66,7 @@ class CampaignReport:
     dry_run: bool = False
     valid: int = 0
     projected_seconds: float | None = None
+    stopped_by: str | None = None  # the API error that made sending pointless (401, 403)
 
     @property
     def achieved_rate(self) -> float:
@@ -152,8 +158,14 @@ async def _send_pending(
     latencies = LatencyHistogram()
     sent = finished = 0
 
+    fatal: list[GupshupError] = []
+
     def on_result(outcome: Outcome) -> None:
         nonlocal sent, finished
+        if isinstance(outcome.error, FATAL_ERRORS):
+            # Every other recipient would fail the same way: keep this one pending, stop.
+            fatal.append(outcome.error)
+            outcome = dataclasses.replace(outcome, status="not_sent")
         journal.record(outcome)
         if outcome.status == "not_sent":
             return
@@ -179,8 +191,11 @@ async def _send_pending(
         with _cancel_on_signals():
             # Results go to the journal as they come (on_result); holding them all,
             # as send() does, would cost ~1.7 KB a recipient (1.7 GB for a million).
-            async for _ in sender.outcomes(journal.pending(), options.message):
-                pass
+            outcomes = sender.outcomes(journal.pending(), options.message)
+            async with contextlib.aclosing(outcomes):  # closed at once, not by the GC later
+                async for _ in outcomes:
+                    if fatal:
+                        break  # closing the stream stops the run; requests in flight finish
     except asyncio.CancelledError:
         interrupted = True
     finally:
@@ -197,6 +212,7 @@ async def _send_pending(
         latencies=latencies,
         interrupted=interrupted,
         rate_cuts=sender.rate_cuts,
+        stopped_by=str(fatal[0]) if fatal else None,
     )
 
 

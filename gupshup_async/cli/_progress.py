@@ -125,7 +125,11 @@ class ProgressDisplay:
             if report.projected_seconds is not None:
                 self.print(f"  would take   {_duration(report.projected_seconds)} at the set rate")
             return
-        title = "Campaign interrupted" if report.interrupted else "Campaign finished"
+        title = "Campaign finished"
+        if report.interrupted:
+            title = "Campaign interrupted"
+        elif report.stopped_by:
+            title = f"Campaign stopped: the API answered {report.stopped_by}"
         self.print(f"{title}: {total} recipient(s)")
         self.print(f"  sent         {counts.get('sent', 0)}")
         self.print(f"  failed       {counts.get('failed', 0)}")
