@@ -77,6 +77,15 @@ class Pacer:
             await asyncio.sleep(wait)
 
     async def _pace(self) -> None:
+        try:
+            await self._admit_waiting()
+        except Exception as exc:  # never leave a worker waiting on a pacer that died
+            while self._waiting:
+                waiter = self._waiting.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+
+    async def _admit_waiting(self) -> None:
         limiter = self.limiter
         assert limiter is not None
         while self._waiting:

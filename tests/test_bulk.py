@@ -333,3 +333,13 @@ async def test_leaving_a_stream_early_stops_it_and_in_flight_sends_still_finish(
         assert attempts <= 8
         assert server.recorder.total_accepted == attempts
     assert [o.status for o in seen] == ["sent"] * attempts
+
+
+async def test_a_failing_bucket_fails_the_waiting_workers_instead_of_hanging() -> None:
+    class BrokenLimiter(AsyncLimiter):
+        async def acquire(self, amount: float = 1) -> None:
+            raise RuntimeError("bucket broke")
+
+    pacer = Pacer(BrokenLimiter(10, 1), time.monotonic, rate=10)
+    with pytest.raises(RuntimeError, match="bucket broke"):
+        await asyncio.wait_for(pacer.admit(), timeout=5)
