@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import gupshup_async as g
+from gupshup_async._client import encode_body, encode_message
 from gupshup_async.mock import (
     FaultPlan,
     MockGupshupApp,
@@ -311,3 +315,37 @@ async def test_stats_endpoint_counts_per_recipient(
         summary = (await http.get(f"{mock_server.base_url}/_mock/stats?summary=1")).json()
     assert stats["recipients"] == {TO: {"attempts": 2, "accepted": 2}}
     assert summary == {"attempts": 2, "accepted": 2, "max_in_flight": 1}
+
+
+# ------------------------------------------------------------------ the SDK and the mock check each other
+
+_SHORT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20)
+_MESSAGES = st.one_of(
+    st.builds(
+        g.Text, body=st.text(min_size=1, max_size=4096), preview_url=st.none() | st.booleans()
+    ),
+    st.builds(g.Image, link=st.just("https://example.com/a.png"), caption=st.none() | _SHORT),
+    st.builds(g.Location, latitude=st.floats(-90, 90), longitude=st.floats(-180, 180)),
+    st.lists(_SHORT, min_size=1, max_size=3, unique=True).map(
+        lambda titles: g.ReplyButtons(
+            body="b", buttons=[{"id": f"id{i}", "title": t} for i, t in enumerate(titles)]
+        )
+    ),
+    st.lists(st.text(min_size=1, max_size=24), min_size=1, max_size=10).map(
+        lambda titles: g.ListMessage(
+            body="b",
+            button="Open",
+            sections=[{"rows": [{"id": f"r{i}", "title": t} for i, t in enumerate(titles)]}],
+        )
+    ),
+    st.builds(
+        g.FlowMessage, body=_SHORT, flow_cta=_SHORT, flow_id=st.just("1"), screen=st.none() | _SHORT
+    ),
+    st.builds(g.AddressRequest, body=_SHORT, country=st.sampled_from(["IN", "SG"])),
+)
+
+
+@given(_MESSAGES)
+def test_whatever_the_models_accept_the_mock_accepts(message: g.Message) -> None:
+    body = json.loads(encode_body(TO, encode_message(message)))
+    assert check_payload(body) is None
