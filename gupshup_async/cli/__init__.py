@@ -44,6 +44,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -64,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"The token is read from ${TOKEN_ENV} only.",
     )
     campaign.add_argument(
-        "recipients", type=Path, help="CSV (phone/to/number/msisdn column) or one number per line"
+        "recipients",
+        metavar="RECIPIENTS",
+        type=Path,
+        help="CSV (phone/to/number/msisdn column) or one number per line",
     )
     what = campaign.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="send a text message with this body")
@@ -88,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     campaign.add_argument(
         "--max-retries",
-        type=int,
+        type=_non_negative_int,
         default=CAMPAIGN_MAX_RETRIES,
         help=f"retries of sends that surely did not deliver: 429, 503, refused connections "
         f"(default {CAMPAIGN_MAX_RETRIES}); ambiguous outcomes are never retried",
