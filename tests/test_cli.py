@@ -335,3 +335,16 @@ def test_a_refused_token_stops_the_campaign_and_leaves_the_rest_pending(
     fixed = _run(args, _env(server))
     assert fixed.returncode == 0, fixed.stderr
     assert server.recorder.total_accepted == 2000
+
+
+def test_demo_runs_to_its_summary_and_exits_0() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gupshup_async", "demo", "--recipients", "400", "--rate", "2000"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Campaign finished: 405 recipient(s)" in done.stdout
+    assert "ambiguous    1" in done.stdout  # the one scheduled 504
+    assert "invalid      3" in done.stdout
+    assert "duplicates   2" in done.stdout
+    assert "each recipient at most once" in done.stdout
