@@ -94,16 +94,13 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     try:
         seconds = float(raw)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if _looks_like_date(raw) else None
-        if parsed is None:
-            return None
-        current = time.time() if now is None else now
-        return max(parsed.timestamp() - current, 0.0)
+        return _seconds_until(raw, time.time() if now is None else now)
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _looks_like_date(raw: str) -> bool:
+def _seconds_until(http_date: str, now: float) -> float | None:
     try:
-        return email.utils.parsedate_to_datetime(raw) is not None
+        moment = email.utils.parsedate_to_datetime(http_date)
     except (TypeError, ValueError, IndexError):
-        return False
+        return None
+    return max(moment.timestamp() - now, 0.0)
