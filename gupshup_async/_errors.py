@@ -21,6 +21,7 @@ No exception here ever holds the token: the request headers stay on the chained 
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Any
 
 #: Meta and Gupshup error codes that mean "slow down", whatever the HTTP status says.
@@ -192,8 +193,6 @@ def _looks_like_text(excerpt: str) -> bool:
 
 
 def _reason(status_code: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status_code).phrase
     except ValueError:

@@ -29,7 +29,6 @@ CONTACTS_MAX = 257
 FLOW_CTA_MAX = 20
 FLOW_MESSAGE_VERSION = "3"
 EMOJI_MAX = 16
-ADDRESS_COUNTRIES = ("IN", "SG")
 
 FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
