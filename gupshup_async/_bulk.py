@@ -335,25 +335,30 @@ class _Run:
                 failed: GupshupError = error
             else:
                 latency = self.clock() - started
+                self.client.report_attempt(retries + 1, digits, None, None)
                 return Outcome(
                     index, to, digits, "sent", _success(to, sent.raw), None, retries + 1, latency
                 )
             finally:
                 self.busy.discard(task)
             latency = self.clock() - started
-            retry_after = getattr(failed, "retry_after", None)
+            retry_after = failed.retry_after if isinstance(failed, RateLimitError) else None
             if isinstance(failed, RateLimitError):
                 pacer.throttled(retry_after)
             if self.stopping or not policy.should_retry(failed, retries):
+                self.client.report_attempt(retries + 1, digits, failed, None)
                 status = _status(failed)
                 if self.stopping and status == "failed" and policy.is_retryable(failed):
                     status = "not_sent"  # stopped before its retry: surely not delivered
                 return _failure(
                     index, to, digits, status, _describe(failed), failed, retries + 1, latency
                 )
+            # A Retry-After pauses the pacer, which every worker waits on; else back off here.
+            wait = retry_after if retry_after is not None else policy.wait_for(failed, retries)
+            self.client.report_attempt(retries + 1, digits, failed, wait)
             try:
-                if not (isinstance(failed, RateLimitError) and retry_after is not None):
-                    await policy.sleep(policy.wait_for(failed, retries))  # else: the pause waits
+                if retry_after is None:
+                    await policy.sleep(wait)
             except asyncio.CancelledError:
                 error_text = f"cancelled before retrying ({failed}); not delivered"
                 if self.on_result is not None:  # nobody awaits the results any more

@@ -186,13 +186,13 @@ class AsyncGupshupClient:
             except GupshupError as error:
                 retry = policy.should_retry(error, retries, max_retries)
                 wait = policy.wait_for(error, retries) if retry else None
-                self._report(retries + 1, digits, error, wait)
+                self.report_attempt(retries + 1, digits, error, wait)
                 if wait is None:
                     raise
                 await policy.sleep(wait)
                 retries += 1
                 continue
-            self._report(retries + 1, digits, None, None)
+            self.report_attempt(retries + 1, digits, None, None)
             return result
 
     async def post_once(self, body: bytes) -> SendResult:
@@ -227,9 +227,10 @@ class AsyncGupshupClient:
             status, response.text, retry_after=parse_retry_after(response.headers)
         )
 
-    def _report(
+    def report_attempt(
         self, attempt: int, digits: str, error: GupshupError | None, wait: float | None
     ) -> None:
+        """Log one attempt and pass it to `on_attempt`: for `send` and the bulk sender alike."""
         status = error.status_code if isinstance(error, APIError) else None
         if error is None:
             status = 200

@@ -343,3 +343,18 @@ async def test_a_failing_bucket_fails_the_waiting_workers_instead_of_hanging() -
     pacer = Pacer(BrokenLimiter(10, 1), time.monotonic, rate=10)
     with pytest.raises(RuntimeError, match="bucket broke"):
         await asyncio.wait_for(pacer.admit(), timeout=5)
+
+
+async def test_bulk_attempts_reach_the_clients_attempt_hook() -> None:
+    plan = FaultPlan(schedule={"910000000001": ["429_after", "ok"]}, retry_after=0.1)
+    events: list[g.AttemptEvent] = []
+    async with (
+        MockGupshupServer(faults=plan) as server,
+        _client(server, on_attempt=events.append) as client,
+    ):
+        await g.BulkSender(client, rate=None).send(["910000000001"], g.Text(body="hi"))
+    assert [(e.attempt, e.status_code, e.retry_in) for e in events] == [
+        (1, 429, 0.1),
+        (2, 200, None),
+    ]
+    assert all(e.recipient == "91********01" for e in events)
