@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .._bulk import DEFAULT_CONCURRENCY, DEFAULT_RATE
 from .._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, check_app_id, check_token
-from .._journal import CampaignMismatchError
+from ..journal import CampaignMismatchError
 from ._campaign import CampaignOptions, run_campaign
 from ._inputs import InputError, load_message
 from ._progress import ProgressDisplay

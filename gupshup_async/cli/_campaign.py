@@ -17,8 +17,8 @@ from pathlib import Path
 from .._bulk import BulkSender, Outcome
 from .._client import AsyncGupshupClient, encode_message
 from .._errors import AuthenticationError, GupshupError, PermissionDeniedError
-from .._journal import Journal
 from .._messages import Message
+from ..journal import Journal
 from ._inputs import file_digest, iter_recipients
 from ._latency import LatencyHistogram
 from ._progress import ProgressDisplay

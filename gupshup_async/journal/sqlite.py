@@ -19,8 +19,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ._bulk import BulkResult, Outcome
-from ._recipients import mask_recipient, normalize_recipient
+from .._bulk import BulkResult, Outcome
+from .._recipients import mask_recipient, normalize_recipient
 
 #: States after which a recipient is never sent again by a resumed run.
 FINAL_STATES = ("sent", "failed", "ambiguous", "invalid", "duplicate")

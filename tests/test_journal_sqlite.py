@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gupshup_async import Outcome
-from gupshup_async._journal import CampaignMismatchError, Journal, _classify
+from gupshup_async.journal.sqlite import CampaignMismatchError, Journal, _classify
 
 IDENTITY = {"message_sha256": "m1", "recipients_sha256": "r1"}
 
