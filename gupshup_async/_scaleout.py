@@ -1,0 +1,210 @@
+"""Worker: runs the campaigns stored in Postgres, one app at a time per app, many apps at once.
+
+A worker claims apps (see `journal.leases`), hosts each in a task of its own with its own
+client and `BulkSender` (a bucket per app: the app's rate holds with no cross-process limiter,
+since exactly one worker sends for an app), and runs the app's ready campaigns oldest first.
+Taking an app over, it first turns the previous owner's `sending` rows into `ambiguous`: they
+may have gone out. A lost lease stops that app's sends at the next mark; a failed database
+connection ends the session (every app stops; its leases expire and are taken over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import psycopg
+
+from ._bulk import BulkSender, Outcome
+from ._client import AsyncGupshupClient
+from ._errors import AuthenticationError, GupshupError, PermissionDeniedError
+from ._messages import message_from_wire
+from .journal.leases import DEFAULT_LEASE_SECONDS, Leases
+from .journal.postgres import CampaignSpec, LeaseLostError, PostgresStore
+
+logger = logging.getLogger("gupshup_async.worker")
+
+#: Answers that mean no recipient of the campaign can be sent to: it stops, the rest pending.
+FATAL_ERRORS = (AuthenticationError, PermissionDeniedError)
+#: Longest pause between two looks for free apps (a dead worker's apps wait its lease plus this).
+MAX_CLAIM_INTERVAL = 1.0
+
+
+class Worker:
+    """Runs stored campaigns until stopped; `lease_seconds` bounds a dead worker's apps' wait.
+
+    `max_apps` caps the apps hosted at once (None: no cap); `environ` is where tokens are read
+    (by the variable name each campaign stores); `on_outcome(app_id, outcome)` sees every
+    recipient's result (benchmarks, tests).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        max_apps: int | None = None,
+        name: str | None = None,
+        environ: Mapping[str, str] = os.environ,
+        on_outcome: Callable[[str, Outcome], None] | None = None,
+    ) -> None:
+        if not lease_seconds > 0:
+            raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
+        if max_apps is not None and max_apps < 1:
+            raise ValueError(f"max_apps must be >= 1, got {max_apps}")
+        self.url = url
+        self.lease_seconds = lease_seconds
+        self.max_apps = max_apps
+        self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
+        self.environ = environ
+        self.on_outcome = on_outcome
+        self.sent = 0
+        self.commits = 0
+
+    async def run(self, stop: asyncio.Event | None = None, *, exit_when_idle: bool = False) -> None:
+        """One session: connect, then claim, renew and send until `stop` is set (or, with
+        `exit_when_idle`, until no campaign is ready). Raises when the database fails."""
+        stop = stop or asyncio.Event()
+        session = f"{self.name}-{uuid.uuid4().hex[:6]}"  # a fresh holder name per session
+        # Named after the session, so an operator (or a test) can find its connections.
+        url = psycopg.conninfo.make_conninfo(self.url, application_name=session[:63])
+        store = await PostgresStore.connect(url)
+        try:
+            await store.ensure_schema()
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as lease_db:
+                leases = Leases(lease_db, session, lease_seconds=self.lease_seconds)
+                await _Session(self, store, leases).serve(stop, exit_when_idle)
+        finally:
+            self.commits += store.commits
+            with contextlib.suppress(Exception):
+                await store.aclose()
+
+
+class _Session:
+    """One connected worker session: its apps' tasks and the claim/renew loop."""
+
+    def __init__(self, worker: Worker, store: PostgresStore, leases: Leases) -> None:
+        self.worker = worker
+        self.store = store
+        self.leases = leases
+        self.apps: dict[str, asyncio.Task[None]] = {}
+
+    async def serve(self, stop: asyncio.Event, exit_when_idle: bool) -> None:
+        lease = self.worker.lease_seconds
+        claim_every = min(MAX_CLAIM_INTERVAL, lease / 10)
+        renew_every = lease / 3
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        try:
+            while not stop.is_set():
+                self._reap()
+                if loop.time() - renewed >= renew_every:
+                    held = await self.leases.renew(sorted(self.apps))
+                    renewed = loop.time()
+                    for app_id in set(self.apps) - held:
+                        logger.warning("lost the lease on app %s: stopping its sends", app_id)
+                        self.apps.pop(app_id).cancel()
+                room = (self.worker.max_apps or 1_000_000) - len(self.apps)
+                for app_id in await self.leases.claim(room):
+                    logger.info("took app %s", app_id)
+                    self.apps[app_id] = asyncio.ensure_future(self._serve_app(app_id))
+                idle = exit_when_idle and not self.apps
+                if idle and not await self.store.campaigns(status="ready"):
+                    return
+                waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+                waits.extend(self.apps.values())
+                try:
+                    await asyncio.wait(waits, timeout=claim_every, return_when="FIRST_COMPLETED")
+                finally:
+                    waits[0].cancel()
+        finally:
+            await self._stop_apps()
+
+    def _reap(self) -> None:
+        for app_id, task in list(self.apps.items()):
+            if task.done():
+                del self.apps[app_id]
+                error = None if task.cancelled() else task.exception()
+                if isinstance(error, LeaseLostError):
+                    logger.warning("app %s: %s", app_id, error)
+                elif error is not None:
+                    raise error  # the database failed: end the session
+
+    async def _stop_apps(self) -> None:
+        tasks = list(self.apps.values())
+        for task in tasks:
+            task.cancel()  # requests in flight finish and are recorded
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.store.flush()
+        for app_id in list(self.apps):
+            with contextlib.suppress(Exception):
+                await self.leases.release(app_id)
+        self.apps.clear()
+
+    async def _serve_app(self, app_id: str) -> None:
+        while ready := await self.store.campaigns(app_id=app_id, status="ready"):
+            for spec in ready:
+                await self._run_campaign(spec)
+        await self.leases.release(app_id)
+        logger.info("app %s: no campaign left, released", app_id)
+
+    async def _run_campaign(self, spec: CampaignSpec) -> None:
+        assert spec.id is not None
+        store, worker = self.store, self.worker
+        journal = store.journal(spec.id, spec.app_id, worker=self.leases.worker)
+        settled = await journal.settle_interrupted(resend_ambiguous=False)
+        if settled:
+            logger.warning("campaign %d: %d interrupted sends now ambiguous", spec.id, settled)
+        token = worker.environ.get(spec.token_env)
+        if not token:
+            await store.finish(spec.id, stopped_by=f"${spec.token_env} is not set on the worker")
+            return
+        fatal: list[GupshupError] = []
+
+        def on_result(outcome: Outcome) -> None:
+            if isinstance(outcome.error, FATAL_ERRORS):
+                fatal.append(outcome.error)
+                outcome = dataclasses.replace(outcome, status="not_sent")
+            journal.record(outcome)
+            if outcome.status == "sent":
+                worker.sent += 1
+            if worker.on_outcome is not None and outcome.status != "not_sent":
+                worker.on_outcome(spec.app_id, outcome)
+
+        async with AsyncGupshupClient(
+            spec.app_id,
+            token,
+            base_url=spec.base_url,
+            timeout=spec.timeout,
+            max_retries=spec.max_retries,
+        ) as client:
+            sender = BulkSender(
+                client,
+                rate=spec.rate,
+                burst=spec.burst,
+                concurrency=spec.concurrency,
+                on_result=on_result,
+                before_send=journal.mark_sending,
+                deduplicate=False,  # decided when the campaign was enqueued
+            )
+            outcomes = sender.outcomes(journal.pending(), message_from_wire(spec.message))
+            try:
+                async with contextlib.aclosing(outcomes):
+                    async for _ in outcomes:
+                        if fatal:
+                            break
+            finally:
+                await journal.flush()
+        counts = await journal.counts()
+        if fatal:
+            await store.finish(spec.id, stopped_by=str(fatal[0]))
+        elif not counts.get("pending") and not counts.get("sending"):
+            await store.finish(spec.id)
+            logger.info("campaign %d done: %s", spec.id, counts)

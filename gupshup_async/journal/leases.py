@@ -1,0 +1,77 @@
+"""App leases in Postgres: exactly one worker sends for a given app at a time.
+
+A lease is a row of `gupshup_app_leases` (app id, worker, expiry on the database's clock).
+A worker claims apps that have ready campaigns and no live lease with `FOR UPDATE SKIP LOCKED`
+(two workers never wait on, nor take, the same row), renews its leases every third of a lease
+period, and releases an app when its campaigns are done. A worker that dies (SIGKILL, a cut
+connection, a frozen machine) stops renewing; once its leases expire, any worker claims them.
+
+Renewing is not what keeps sends exclusive: every write-ahead mark checks, in its own
+transaction and with the lease row locked, that its worker still holds an unexpired lease
+(`PostgresStore._commit`). A worker past its expiry can therefore not mark, hence not send,
+even if it does not know yet that it lost the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+#: Seconds a lease lasts without renewal: how long an app waits after its worker dies.
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+class Leases:
+    """One worker's leases, on a connection of its own (renewals never queue behind sends)."""
+
+    def __init__(
+        self, db: psycopg.AsyncConnection[Any], worker: str, *, lease_seconds: float
+    ) -> None:
+        if not lease_seconds > 0:
+            raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
+        self.db = db
+        self.worker = worker
+        self.lease_seconds = lease_seconds
+
+    async def claim(self, limit: int) -> list[str]:
+        """Take up to `limit` apps that have ready campaigns and no live lease; their ids."""
+        if limit < 1:
+            return []
+        async with self.db.transaction():
+            await self.db.execute(
+                "INSERT INTO gupshup_app_leases (app_id) "
+                "SELECT DISTINCT app_id FROM gupshup_campaigns WHERE status = 'ready' "
+                "ON CONFLICT DO NOTHING"
+            )
+            cursor = await self.db.execute(
+                "UPDATE gupshup_app_leases AS l SET worker = %(w)s, epoch = l.epoch + 1, "
+                "expires = clock_timestamp() + %(s)s * interval '1 second' "
+                "WHERE l.app_id IN ("
+                "  SELECT app_id FROM gupshup_app_leases "
+                "  WHERE (worker IS NULL OR expires <= clock_timestamp()) AND app_id IN "
+                "    (SELECT app_id FROM gupshup_campaigns WHERE status = 'ready') "
+                "  ORDER BY app_id LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
+                "RETURNING l.app_id",
+                {"w": self.worker, "s": self.lease_seconds, "n": limit},
+            )
+            return sorted(row[0] for row in await cursor.fetchall())
+
+    async def renew(self, apps: list[str]) -> set[str]:
+        """Extend the leases on `apps` still held by this worker; returns those."""
+        if not apps:
+            return set()
+        cursor = await self.db.execute(
+            "UPDATE gupshup_app_leases SET expires = clock_timestamp() + %s * interval '1 second' "
+            "WHERE worker = %s AND app_id = ANY(%s) RETURNING app_id",
+            (self.lease_seconds, self.worker, apps),
+        )
+        return {row[0] for row in await cursor.fetchall()}
+
+    async def release(self, app_id: str) -> None:
+        """Give an app up (its campaigns are done, or this worker stops)."""
+        await self.db.execute(
+            "UPDATE gupshup_app_leases SET worker = NULL, expires = NULL "
+            "WHERE app_id = %s AND worker = %s",
+            (app_id, self.worker),
+        )

@@ -1,0 +1,236 @@
+"""Campaigns on Postgres shared by worker processes: enqueue, two workers, SIGKILL or a cut
+database connection, exact counts at the mock (no duplicates, nothing lost)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from gupshup_async.mock import MockGupshupApp, MockGupshupServer
+
+LEASE = 2.0  # seconds: short, so a takeover happens within the test
+APPS = ("app-a", "app-b", "app-c")
+PER_APP = 200
+RATE = 100.0
+CONCURRENCY = 8
+TOKEN_VAR = "WORKER_TEST_TOKEN"
+
+
+def _number(app: int, i: int) -> str:
+    return f"917{app}{i:08d}"
+
+
+def _app_of(number: str) -> str:
+    return APPS[int(number[3])]
+
+
+@pytest.fixture
+def mock() -> Iterator[MockGupshupServer]:
+    server = MockGupshupServer()
+    # Any app id, a bucket each at the campaigns' rate: a second sender for an app would show.
+    server.app = MockGupshupApp(
+        token=server.token, rate=RATE, recorder=server.recorder, bucket_per_app=True
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def _env(mock: MockGupshupServer, database_url: str) -> dict[str, str]:
+    return {**os.environ, TOKEN_VAR: mock.token, "GUPSHUP_DATABASE_URL": database_url}
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gupshup_async", *args]
+
+
+def _enqueue(tmp_path: Path, mock: MockGupshupServer, env: dict[str, str]) -> None:
+    for k, app in enumerate(APPS):
+        numbers = tmp_path / f"{app}.txt"
+        numbers.write_text("".join(_number(k, i) + "\n" for i in range(PER_APP)))
+        done = subprocess.run(
+            _cli("campaign", str(numbers), "--app-id", app, "--token-env", TOKEN_VAR,
+                 "--rate", str(RATE), "--concurrency", str(CONCURRENCY), "--text", "Sale",
+                 "--base-url", mock.base_url, "--enqueue"),
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"campaign {k + 1} enqueued: {PER_APP} pending\n"
+
+
+def _worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            _cli("worker", "--lease", str(LEASE), "--name", name, "--exit-when-idle"),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_until(condition: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _states(database_url: str) -> dict[str, str]:
+    with psycopg.connect(database_url) as db:
+        rows = db.execute("SELECT digits, state FROM gupshup_recipients").fetchall()
+    return dict(rows)
+
+
+def _check_exactly_once(mock: MockGupshupServer, database_url: str) -> Counter[str]:
+    """Every recipient final; none accepted twice; `sent` ones accepted exactly once."""
+    accepted = Counter(m.to for m in mock.recorder.messages)
+    states = _states(database_url)
+    assert len(states) == len(APPS) * PER_APP
+    assert set(states.values()) <= {"sent", "ambiguous"}  # nothing pending or lost
+    assert max(accepted.values()) == 1  # nothing delivered twice
+    for number, state in states.items():
+        if state == "sent":
+            assert accepted[number] == 1, number
+    return Counter(states.values())
+
+
+def _largest_window(arrivals: list[float]) -> int:
+    arrivals.sort()
+    best, start = 0, 0
+    for end, t in enumerate(arrivals):
+        while t - arrivals[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_sigkill_a_worker_and_the_other_resumes_its_apps_within_the_lease(
+    mock: MockGupshupServer, database_url: str, tmp_path: Path
+) -> None:
+    env = _env(mock, database_url)
+    _enqueue(tmp_path, mock, env)
+    first = _worker(env, "first", tmp_path / "first.log")
+    # The first worker takes every app; a second one joining later takes none from it.
+    _wait_until(lambda: {_app_of(m.to) for m in mock.recorder.messages} == set(APPS), 30)
+    second = _worker(env, "second", tmp_path / "second.log")
+    try:
+        time.sleep(0.5)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        killed = time.monotonic()
+        before = mock.recorder.total_accepted
+        assert second.wait(timeout=60) == 0, (tmp_path / "second.log").read_text()
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    counts = _check_exactly_once(mock, database_url)
+    # At most `concurrency` per app were on the wire at the kill.
+    assert counts["ambiguous"] <= CONCURRENCY * len(APPS)
+    assert counts["sent"] + counts["ambiguous"] == len(APPS) * PER_APP
+    assert before < len(APPS) * PER_APP  # the kill happened mid-run
+    arrivals = [m.arrival for m in mock.recorder.messages]
+    after = sorted(t for t in arrivals if t > killed + 0.3)
+    # Nobody sent while the dead worker's leases ran out; the second took over within a lease
+    # period of the kill (plus its claim interval and start-up).
+    assert after
+    failover = after[0] - killed
+    assert LEASE / 3 < failover < LEASE + 1.5, failover
+    # Each app's rate held: one sender per app at any time.
+    for k, app in enumerate(APPS):
+        mine = [m.arrival for m in mock.recorder.messages if _app_of(m.to) == app]
+        assert _largest_window(mine) <= RATE + RATE / 10, app
+        assert mock.recorder.attempts[_number(k, 0)] == 1
+
+
+def test_a_cut_database_connection_hands_the_apps_over_and_sends_nothing_twice(
+    mock: MockGupshupServer, database_url: str, tmp_path: Path
+) -> None:
+    env = _env(mock, database_url)
+    _enqueue(tmp_path, mock, env)
+    first = _worker(env, "first", tmp_path / "first.log")
+    _wait_until(lambda: mock.recorder.total_accepted >= 60, 30)
+    second = _worker(env, "second", tmp_path / "second.log")
+    try:
+        time.sleep(0.3)
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'first-%'"
+            ).fetchall()
+        assert len(cut) == 3  # the writer, the reader and the lease connection
+        assert second.wait(timeout=60) == 0, (tmp_path / "second.log").read_text()
+        assert first.wait(timeout=60) == 0, (tmp_path / "first.log").read_text()
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    counts = _check_exactly_once(mock, database_url)
+    assert counts["ambiguous"] <= CONCURRENCY * len(APPS)
+    assert "database failed" in (tmp_path / "first.log").read_text()
+
+
+def test_report_reads_every_campaign_from_postgres(
+    mock: MockGupshupServer, database_url: str, tmp_path: Path
+) -> None:
+    env = _env(mock, database_url)
+    _enqueue(tmp_path, mock, env)
+    worker = subprocess.run(
+        _cli("worker", "--lease", str(LEASE), "--exit-when-idle"),
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr
+    assert mock.recorder.total_accepted == len(APPS) * PER_APP
+    report = subprocess.run(
+        _cli("report", database_url, "--json"), env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    data = json.loads(report.stdout)
+    assert [(c["id"], c["app_id"], c["status"], c["sent"]) for c in data["campaigns"]] == [
+        (1, "app-a", "done", PER_APP), (2, "app-b", "done", PER_APP), (3, "app-c", "done", PER_APP),
+    ]  # fmt: skip
+    assert data["sent"] == len(APPS) * PER_APP
+    one = subprocess.run(
+        _cli("report", database_url, "--campaign", "2", "--json"), env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert [c["id"] for c in json.loads(one.stdout)["campaigns"]] == [2]
+
+
+def test_enqueue_needs_a_postgres_url_and_refuses_bad_input(
+    database_url: str, tmp_path: Path
+) -> None:
+    numbers = tmp_path / "n.txt"
+    numbers.write_text("917000000001\n")
+    env = {k: v for k, v in os.environ.items() if k != "GUPSHUP_DATABASE_URL"}
+    base = ["campaign", str(numbers), "--app-id", "a", "--text", "x", "--enqueue"]
+    cases = {
+        ("--journal", str(tmp_path / "j.sqlite3")): "must be a postgresql:// URL",
+        (): "GUPSHUP_DATABASE_URL",
+        ("--journal", database_url, "--token-env", "NOT A NAME"): "--token-env must name",
+    }
+    for extra, expected in cases.items():
+        done = subprocess.run(
+            _cli(*base, *extra), env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 2, extra
+        assert expected in done.stderr
+    # Without --enqueue a Postgres journal is refused: workers run those campaigns.
+    done = subprocess.run(
+        _cli("campaign", str(numbers), "--app-id", "a", "--text", "x", "--journal", database_url),
+        env={**env, "GUPSHUP_APP_TOKEN": "sk_x"}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "add --enqueue" in done.stderr
