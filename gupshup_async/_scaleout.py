@@ -86,6 +86,11 @@ class Worker:
                 await store.aclose()
 
 
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
 class _Session:
     """One connected worker session: its apps' tasks and the claim/renew loop."""
 
@@ -100,7 +105,10 @@ class _Session:
         claim_every = min(MAX_CLAIM_INTERVAL, lease / 10)
         renew_every = lease / 3
         loop = asyncio.get_running_loop()
+        await self.leases.register()
         renewed = loop.time()
+        # Let workers started together register first, so they share the apps from the start.
+        await _wait(stop, claim_every)
         try:
             while not stop.is_set():
                 self._reap()
@@ -111,7 +119,7 @@ class _Session:
                         logger.warning("lost the lease on app %s: stopping its sends", app_id)
                         self.apps.pop(app_id).cancel()
                 room = (self.worker.max_apps or 1_000_000) - len(self.apps)
-                for app_id in await self.leases.claim(room):
+                for app_id in await self.leases.claim(room, held=len(self.apps)):
                     logger.info("took app %s", app_id)
                     self.apps[app_id] = asyncio.ensure_future(self._serve_app(app_id))
                 idle = exit_when_idle and not self.apps
@@ -146,6 +154,8 @@ class _Session:
         for app_id in list(self.apps):
             with contextlib.suppress(Exception):
                 await self.leases.release(app_id)
+        with contextlib.suppress(Exception):
+            await self.leases.retire()
         self.apps.clear()
 
     async def _serve_app(self, app_id: str) -> None:

@@ -234,3 +234,38 @@ def test_enqueue_needs_a_postgres_url_and_refuses_bad_input(
     )  # fmt: skip
     assert done.returncode == 2
     assert "add --enqueue" in done.stderr
+
+
+async def test_leases_share_the_apps_fairly_and_a_late_joiner_takes_only_free_ones(
+    database_url: str,
+) -> None:
+    from gupshup_async.journal.leases import Leases
+    from gupshup_async.journal.postgres import CampaignSpec, PostgresStore
+
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        for app in APPS:
+            spec = CampaignSpec(app_id=app, message={"type": "text", "text": {"body": "x"}},
+                                token_env=TOKEN_VAR, base_url="http://127.0.0.1:9", rate=None,
+                                burst=None, concurrency=1, timeout=1.0, max_retries=0,
+                                message_sha256="m", recipients_sha256=app)  # fmt: skip
+            await store.enqueue(spec, ["917000000001"])
+        db = store.reader
+        first, second = (Leases(db, name, lease_seconds=30) for name in ("first", "second"))
+        await first.register()
+        await second.register()
+        assert await first.claim(10) == ["app-a", "app-b"]  # ceil(3 apps / 2 workers)
+        assert await first.claim(10, held=2) == []
+        assert await second.claim(10) == ["app-c"]
+        late = Leases(db, "late", lease_seconds=30)
+        await late.register()
+        assert await late.claim(10) == []  # nothing free: it takes nothing from live workers
+        # The first worker dies: its entry and leases expire; the others share its apps.
+        await db.execute(
+            "UPDATE gupshup_workers SET expires = clock_timestamp() WHERE name = 'first'"
+        )
+        await db.execute(
+            "UPDATE gupshup_app_leases SET expires = clock_timestamp() WHERE worker = 'first'"
+        )
+        assert await late.claim(10) == ["app-a", "app-b"]  # ceil(3 / 2) = 2
+        assert await first.renew(["app-a", "app-b"]) == set()  # too late: it lost them

@@ -2,9 +2,12 @@
 
 A lease is a row of `gupshup_app_leases` (app id, worker, expiry on the database's clock).
 A worker claims apps that have ready campaigns and no live lease with `FOR UPDATE SKIP LOCKED`
-(two workers never wait on, nor take, the same row), renews its leases every third of a lease
-period, and releases an app when its campaigns are done. A worker that dies (SIGKILL, a cut
-connection, a frozen machine) stops renewing; once its leases expire, any worker claims them.
+(two workers never wait on, nor take, the same row), at most its fair share (the apps with
+ready campaigns over the live workers, rounded up, less what it holds); it renews its leases and
+its own entry in `gupshup_workers` every third of a lease period, and releases an app when its
+campaigns are done. A worker that joins later takes free apps only, never a live worker's.
+A worker that dies (SIGKILL, a cut connection, a frozen machine) stops renewing; once its
+leases expire, any worker claims them.
 
 Renewing is not what keeps sends exclusive: every write-ahead mark checks, in its own
 transaction and with the lease row locked, that its worker still holds an unexpired lease
@@ -34,8 +37,30 @@ class Leases:
         self.worker = worker
         self.lease_seconds = lease_seconds
 
-    async def claim(self, limit: int) -> list[str]:
-        """Take up to `limit` apps that have ready campaigns and no live lease; their ids."""
+    async def register(self) -> None:
+        """Say this worker is alive for one more lease period (it counts in the fair share)."""
+        await self.db.execute(
+            "INSERT INTO gupshup_workers (name, expires) "
+            "VALUES (%s, clock_timestamp() + %s * interval '1 second') "
+            "ON CONFLICT (name) DO UPDATE SET expires = excluded.expires",
+            (self.worker, self.lease_seconds),
+        )
+
+    async def fair_share(self) -> int:
+        """Apps with ready campaigns over live workers, rounded up."""
+        cursor = await self.db.execute(
+            "SELECT (SELECT count(DISTINCT app_id) FROM gupshup_campaigns WHERE status = 'ready'),"
+            " (SELECT count(*) FROM gupshup_workers WHERE expires > clock_timestamp())"
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        apps, workers = int(row[0]), max(1, int(row[1]))
+        return -(-apps // workers)
+
+    async def claim(self, limit: int, *, held: int = 0) -> list[str]:
+        """Take up to `limit` apps that have ready campaigns and no live lease, within this
+        worker's fair share given the `held` apps it has; their ids."""
+        limit = min(limit, await self.fair_share() - held)
         if limit < 1:
             return []
         async with self.db.transaction():
@@ -58,7 +83,8 @@ class Leases:
             return sorted(row[0] for row in await cursor.fetchall())
 
     async def renew(self, apps: list[str]) -> set[str]:
-        """Extend the leases on `apps` still held by this worker; returns those."""
+        """Extend this worker's entry and its leases on `apps` it still holds; returns those."""
+        await self.register()
         if not apps:
             return set()
         cursor = await self.db.execute(
@@ -67,6 +93,10 @@ class Leases:
             (self.lease_seconds, self.worker, apps),
         )
         return {row[0] for row in await cursor.fetchall()}
+
+    async def retire(self) -> None:
+        """Leave the live workers (this worker stops): the others' fair share grows at once."""
+        await self.db.execute("DELETE FROM gupshup_workers WHERE name = %s", (self.worker,))
 
     async def release(self, app_id: str) -> None:
         """Give an app up (its campaigns are done, or this worker stops)."""

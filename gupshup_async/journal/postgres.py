@@ -9,7 +9,8 @@ Tables (created or upgraded by `PostgresStore.ensure_schema`, which `campaign --
 - `gupshup_recipients`: keyed by (campaign, idx): the same number in two campaigns is two
   recipients. States as in SQLite: pending -> sending -> sent | failed | ambiguous, plus
   invalid and duplicate, decided when the campaign is enqueued.
-- `gupshup_app_leases`: which worker sends for an app, and until when (`journal/leases.py`).
+- `gupshup_app_leases`: which worker sends for an app, and until when; `gupshup_workers`: the
+  live workers, for a fair share of the apps (`journal/leases.py`).
 
 The rules are SQLite's: `mark_sending` returns once its mark is committed; every mark and final
 state queued during one event-loop turn (and while the previous commit is on the wire) shares
@@ -80,6 +81,10 @@ _SCHEMA = [
         worker  TEXT,
         expires TIMESTAMPTZ,
         epoch   BIGINT NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS gupshup_workers (
+        name    TEXT PRIMARY KEY,
+        expires TIMESTAMPTZ NOT NULL
     )""",
 ]
 
