@@ -16,10 +16,11 @@ import dataclasses
 import logging
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import psycopg
+from aiolimiter import AsyncLimiter
 
 from ._bulk import BulkSender, Outcome
 from ._client import AsyncGupshupClient
@@ -86,6 +87,34 @@ class Worker:
                 await store.aclose()
 
 
+def sender_burst(spec: CampaignSpec) -> int:
+    """The bucket size the campaign's `BulkSender` uses (its default: a tenth of a second)."""
+    return spec.burst if spec.burst is not None else max(1, round((spec.rate or 0) / 10))
+
+
+async def _gated(
+    mark: Callable[[str], Awaitable[None]], rate: float | None, burst: int
+) -> Callable[[str], Awaitable[None]]:
+    """`mark`, then a second bucket at the campaign's rate before the request goes out.
+
+    The sender's bucket admits a send before its write-ahead mark; a Postgres commit takes a
+    round trip whose length varies, so sends admitted over a while could leave together after
+    a slow commit. Passing the bucket again after the mark keeps every 1 s window at the API
+    within `rate + burst` whatever the commit took (a waiting send is already marked: still at
+    most `concurrency` ambiguous per kill).
+    """
+    if rate is None:
+        return mark
+    gate = AsyncLimiter(burst, burst / rate)
+    await gate.acquire(burst)  # starts full, like the sender's: no extra burst at the start
+
+    async def mark_then_pass(digits: str) -> None:
+        await mark(digits)
+        await gate.acquire()
+
+    return mark_then_pass
+
+
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
@@ -103,7 +132,7 @@ class _Session:
     async def serve(self, stop: asyncio.Event, exit_when_idle: bool) -> None:
         lease = self.worker.lease_seconds
         claim_every = min(MAX_CLAIM_INTERVAL, lease / 10)
-        renew_every = lease / 3
+        renew_every = lease / 4
         loop = asyncio.get_running_loop()
         await self.leases.register()
         renewed = loop.time()
@@ -116,10 +145,14 @@ class _Session:
                     held = await self.leases.renew(sorted(self.apps))
                     renewed = loop.time()
                     for app_id in set(self.apps) - held:
-                        logger.warning("lost the lease on app %s: stopping its sends", app_id)
-                        self.apps.pop(app_id).cancel()
+                        task = self.apps.pop(app_id)
+                        if not task.done():  # (a finished app released its lease itself)
+                            logger.warning("lost the lease on app %s: stopping its sends", app_id)
+                            task.cancel()
                 room = (self.worker.max_apps or 1_000_000) - len(self.apps)
                 for app_id in await self.leases.claim(room, held=len(self.apps)):
+                    if app_id in self.apps:
+                        continue  # its lease had run out unnoticed: renewed, keep its one task
                     logger.info("took app %s", app_id)
                     self.apps[app_id] = asyncio.ensure_future(self._serve_app(app_id))
                 idle = exit_when_idle and not self.apps
@@ -201,7 +234,7 @@ class _Session:
                 burst=spec.burst,
                 concurrency=spec.concurrency,
                 on_result=on_result,
-                before_send=journal.mark_sending,
+                before_send=await _gated(journal.mark_sending, spec.rate, sender_burst(spec)),
                 deduplicate=False,  # decided when the campaign was enqueued
             )
             outcomes = sender.outcomes(journal.pending(), message_from_wire(spec.message))

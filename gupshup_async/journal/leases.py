@@ -2,12 +2,13 @@
 
 A lease is a row of `gupshup_app_leases` (app id, worker, expiry on the database's clock).
 A worker claims apps that have ready campaigns and no live lease with `FOR UPDATE SKIP LOCKED`
-(two workers never wait on, nor take, the same row), at most its fair share (the apps with
-ready campaigns over the live workers, rounded up, less what it holds); it renews its leases and
-its own entry in `gupshup_workers` every third of a lease period, and releases an app when its
-campaigns are done. A worker that joins later takes free apps only, never a live worker's.
-A worker that dies (SIGKILL, a cut connection, a frozen machine) stops renewing; once its
-leases expire, any worker claims them.
+(two workers never wait on, nor take, the same row), at most its fair share: the apps with
+ready campaigns over the live workers, rounded up, less what it holds. It renews its leases
+and its entry in `gupshup_workers` every quarter of a lease period; a row expires three
+quarters of a period after its renewal, so a dead worker's apps are free within one period.
+It releases an app when its campaigns are done. A worker that joins later takes free apps
+only, never a live worker's. A worker that dies (SIGKILL, a cut connection, a frozen machine)
+stops renewing; once its leases expire, any worker claims them.
 
 Renewing is not what keeps sends exclusive: every write-ahead mark checks, in its own
 transaction and with the lease row locked, that its worker still holds an unexpired lease
@@ -21,8 +22,11 @@ from typing import Any
 
 import psycopg
 
-#: Seconds a lease lasts without renewal: how long an app waits after its worker dies.
+#: Seconds an app waits at most after its worker dies before another worker sends for it.
 DEFAULT_LEASE_SECONDS = 30.0
+#: A lease row expires this fraction of the lease period after each renewal (renewals come every
+#: quarter): the rest of the period covers the claim poll and the new owner's start.
+EXPIRY_FRACTION = 0.75
 
 
 class Leases:
@@ -36,6 +40,7 @@ class Leases:
         self.db = db
         self.worker = worker
         self.lease_seconds = lease_seconds
+        self.ttl = lease_seconds * EXPIRY_FRACTION
 
     async def register(self) -> None:
         """Say this worker is alive for one more lease period (it counts in the fair share)."""
@@ -43,7 +48,7 @@ class Leases:
             "INSERT INTO gupshup_workers (name, expires) "
             "VALUES (%s, clock_timestamp() + %s * interval '1 second') "
             "ON CONFLICT (name) DO UPDATE SET expires = excluded.expires",
-            (self.worker, self.lease_seconds),
+            (self.worker, self.ttl),
         )
 
     async def fair_share(self) -> int:
@@ -78,7 +83,7 @@ class Leases:
                 "    (SELECT app_id FROM gupshup_campaigns WHERE status = 'ready') "
                 "  ORDER BY app_id LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
                 "RETURNING l.app_id",
-                {"w": self.worker, "s": self.lease_seconds, "n": limit},
+                {"w": self.worker, "s": self.ttl, "n": limit},
             )
             return sorted(row[0] for row in await cursor.fetchall())
 
@@ -90,7 +95,7 @@ class Leases:
         cursor = await self.db.execute(
             "UPDATE gupshup_app_leases SET expires = clock_timestamp() + %s * interval '1 second' "
             "WHERE worker = %s AND app_id = ANY(%s) RETURNING app_id",
-            (self.lease_seconds, self.worker, apps),
+            (self.ttl, self.worker, apps),
         )
         return {row[0] for row in await cursor.fetchall()}
 
