@@ -1,9 +1,10 @@
 """Scale-out on Postgres: K `gupshup-async worker` processes share many apps' campaigns.
 
-For K = 1, 2, 4: a fresh database; APPS campaigns (one per app, PER_APP recipients each, paced
-at RATE msg/s) enqueued; K workers started (`--exit-when-idle`); at about 40% of the run one
-worker is SIGKILLed and a replacement started (so K stays K). The mock serves every app id with
-a bucket of its own. Figures, counted at the mock and in the database:
+For K = 1, 2, 4: a fresh database; K workers started, then APPS campaigns (one per app,
+PER_APP recipients each, paced at RATE msg/s) enqueued; at about 40% of the run one worker is
+SIGKILLed and the others (for K = 1, a standby that joined once every app was taken) take its
+apps over. The mock serves every app id with a bucket of its own, 25% above the campaigns'
+rate. Figures, counted at the mock and in the database:
 
 - every app's largest 1 s window of arrivals against `rate + burst`;
 - duplicates (a recipient accepted twice) and lost (a recipient without a final state);
@@ -204,10 +205,12 @@ def run_k(
             started = time.monotonic()
             asyncio.run(_enqueue(url, mock.base_url, args))
             _wait_for(url, "SELECT count(worker) FROM gupshup_app_leases", args.apps)
-            # A standby joins once every app is taken (a late joiner takes nothing from live
-            # workers), so the failover measures the lease, not a Python start-up.
-            workers.append(_worker(url, "standby", args.lease, env))
-            _wait_for(url, "SELECT count(*) FROM gupshup_workers", k_workers + 1)
+            if k_workers == 1:
+                # A standby joins once every app is taken (a late joiner takes nothing from a
+                # live worker), so the failover measures the lease, not a Python start-up.
+                # With K > 1 the surviving workers take the killed one's apps.
+                workers.append(_worker(url, "standby", args.lease, env))
+                _wait_for(url, "SELECT count(*) FROM gupshup_workers", k_workers + 1)
             while mock.recorder.total_accepted < 0.4 * total:
                 time.sleep(0.05)  # cheap: the mock shares this process
             with psycopg.connect(url) as db:
@@ -227,7 +230,7 @@ def run_k(
                 args.apps,
             )
             done = time.monotonic()
-            for process in workers[1:]:
+            for process in workers[1:]:  # the first one was killed
                 process.send_signal(signal.SIGTERM)
             for process in workers:
                 process.wait(timeout=120)

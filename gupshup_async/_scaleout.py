@@ -99,14 +99,16 @@ async def _gated(
 
     The sender's bucket admits a send before its write-ahead mark; a Postgres commit takes a
     round trip whose length varies, so sends admitted over a while could leave together after
-    a slow commit. Passing the bucket again after the mark keeps every 1 s window at the API
-    within `rate + burst` whatever the commit took (a waiting send is already marked: still at
-    most `concurrency` ambiguous per kill).
+    a slow commit. Passing a bucket again after the mark (the same rate, half the burst) keeps
+    every 1 s window at the API within `rate + burst` whatever the commit took (a waiting
+    send is already marked: still at most `concurrency` ambiguous per kill).
     """
     if rate is None:
         return mark
-    gate = AsyncLimiter(burst, burst / rate)
-    await gate.acquire(burst)  # starts full, like the sender's: no extra burst at the start
+    # Half the sender's burst: the other half absorbs the event loop's lag after the gate.
+    size = max(1, burst // 2)
+    gate = AsyncLimiter(size, size / rate)
+    await gate.acquire(size)  # starts full, like the sender's: no extra burst at the start
 
     async def mark_then_pass(digits: str) -> None:
         await mark(digits)
