@@ -46,6 +46,8 @@ from gupshup_async.journal.postgres import CampaignSpec, PostgresStore
 from gupshup_async.mock import MockGupshupApp, MockGupshupServer
 
 TOKEN_VAR = "SCALEOUT_BENCH_TOKEN"
+#: Every worker started, so none outlives the benchmark when a run fails half-way.
+_STARTED: list[subprocess.Popen[bytes]] = []
 
 
 def _app(k: int) -> str:
@@ -117,7 +119,9 @@ def _worker(url: str, name: str, lease: float, env: dict[str, str]) -> subproces
     command += ["--lease", str(lease), "--name", name]
     log = open(os.path.join(tempfile.gettempdir(), f"scaleout-{name}.log"), "ab")  # noqa: SIM115
     with log:
-        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    _STARTED.append(process)
+    return process
 
 
 class PostgresStoreSync:
@@ -303,12 +307,18 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with postgres() as server:
-        start_cpu = startup_cpu(server)
-        print(f"worker start-up and exit: {start_cpu * 1000:.0f} ms CPU (subtracted)", flush=True)
-        for k in args.workers:
-            row = run_k(server, k, args, start_cpu)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        try:
+            start_cpu = startup_cpu(server)
+            print(f"worker start-up and exit: {start_cpu * 1000:.0f} ms CPU (subtracted)")
+            for k in args.workers:
+                row = run_k(server, k, args, start_cpu)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            for process in _STARTED:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
     print()
     print("| K | msg/s before the kill | msg/s overall | CPU µs/msg | largest 1 s window (bound) "
           "| dup | lost | ambiguous | failover s | xact/s | xact/msg |")  # fmt: skip

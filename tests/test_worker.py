@@ -269,3 +269,57 @@ async def test_leases_share_the_apps_fairly_and_a_late_joiner_takes_only_free_on
         )
         assert await late.claim(10) == ["app-a", "app-b"]  # ceil(3 / 2) = 2
         assert await first.renew(["app-a", "app-b"]) == set()  # too late: it lost them
+
+
+async def _enqueue_one(database_url: str, base_url: str, numbers: list[str]) -> int:
+    from gupshup_async.journal.postgres import CampaignSpec, PostgresStore
+
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        spec = CampaignSpec(app_id="app-a", message={"type": "text", "text": {"body": "x"}},
+                            token_env=TOKEN_VAR, base_url=base_url, rate=None, burst=None,
+                            concurrency=2, timeout=5.0, max_retries=0, message_sha256="m",
+                            recipients_sha256="r")  # fmt: skip
+        campaign, _ = await store.enqueue(spec, numbers)
+        return campaign
+
+
+async def _campaign_row(database_url: str) -> tuple[str, str | None, dict[str, int]]:
+    async with await psycopg.AsyncConnection.connect(database_url) as db:
+        cursor = await db.execute("SELECT status, stopped_by FROM gupshup_campaigns")
+        row = await cursor.fetchone()
+        assert row is not None
+        cursor = await db.execute("SELECT state, count(*) FROM gupshup_recipients GROUP BY state")
+        return row[0], row[1], dict(await cursor.fetchall())
+
+
+async def test_a_worker_without_the_token_variable_stops_the_campaign_naming_it(
+    database_url: str,
+) -> None:
+    from gupshup_async._scaleout import Worker
+
+    async with MockGupshupServer() as server:
+        await _enqueue_one(database_url, server.base_url, ["917000000001"])
+        await Worker(database_url, lease_seconds=LEASE, environ={}).run(exit_when_idle=True)
+        assert server.recorder.total_attempts == 0
+    assert await _campaign_row(database_url) == (
+        "stopped", f"${TOKEN_VAR} is not set on the worker", {"pending": 1}
+    )  # fmt: skip
+
+
+async def test_a_refused_token_stops_the_campaign_with_the_rest_pending(
+    database_url: str,
+) -> None:
+    from gupshup_async._scaleout import Worker
+
+    numbers = [f"9170000000{i:02d}" for i in range(20)]
+    async with MockGupshupServer() as server:
+        await _enqueue_one(database_url, server.base_url, numbers)
+        worker = Worker(database_url, lease_seconds=LEASE, environ={TOKEN_VAR: "sk_wrong"})
+        await worker.run(exit_when_idle=True)
+    status, stopped_by, counts = await _campaign_row(database_url)
+    assert status == "stopped"
+    assert stopped_by is not None
+    assert "401" in stopped_by
+    assert "sk_wrong" not in stopped_by
+    assert counts == {"pending": 20}  # a refused token says nothing about the recipients
