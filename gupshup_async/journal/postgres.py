@@ -14,83 +14,36 @@ Tables (created or upgraded by `PostgresStore.ensure_schema`, which `campaign --
 
 The rules are SQLite's: `mark_sending` returns once its mark is committed; every mark and final
 state queued during one event-loop turn (and while the previous commit is on the wire) shares
-one transaction on the store's writer connection, whatever campaign it belongs to. A mark made
-under a lease commits only while the lease is held (checked with the lease row locked, in the
-same transaction), so a worker that lost its app can never mark, hence never send.
+one transaction on the store's writer connection, whatever campaign it belongs to
+(`_pg_commits`). A mark made under a lease commits only while the lease is held (checked with
+the lease row locked, in the same transaction), so a worker that lost its app can never mark,
+hence never send. The tables' definitions are in `_pg_schema`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from .._bulk import BulkResult, Outcome
-from .._recipients import mask_recipient, normalize_recipient
+from .._recipients import normalize_recipient
 from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR
+from ._pg_commits import GroupCommits, LeaseLostError
+from ._pg_schema import SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
-#: Serialises schema creation between concurrent `--enqueue` runs (any constant key will do).
-_SCHEMA_LOCK = 0x67757073  # "gups"
-
-_SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS gupshup_schema (version INTEGER NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS gupshup_campaigns (
-        id                BIGSERIAL PRIMARY KEY,
-        app_id            TEXT NOT NULL,
-        base_url          TEXT NOT NULL,
-        token_env         TEXT NOT NULL,
-        message           JSONB NOT NULL,
-        rate              DOUBLE PRECISION,
-        burst             INTEGER,
-        concurrency       INTEGER NOT NULL,
-        timeout           DOUBLE PRECISION NOT NULL,
-        max_retries       INTEGER NOT NULL,
-        message_sha256    TEXT NOT NULL,
-        recipients_sha256 TEXT NOT NULL,
-        status            TEXT NOT NULL DEFAULT 'ready',
-        stopped_by        TEXT,
-        created           TIMESTAMPTZ NOT NULL DEFAULT now(),
-        finished          TIMESTAMPTZ
-    )""",
-    "CREATE INDEX IF NOT EXISTS gupshup_campaigns_ready ON gupshup_campaigns (app_id, id) "
-    "WHERE status = 'ready'",
-    """CREATE TABLE IF NOT EXISTS gupshup_recipients (
-        campaign  BIGINT NOT NULL REFERENCES gupshup_campaigns (id),
-        idx       INTEGER NOT NULL,
-        recipient TEXT NOT NULL,
-        digits    TEXT,
-        state     TEXT NOT NULL,
-        error     TEXT,
-        code      BIGINT,
-        result    TEXT,
-        runs      INTEGER NOT NULL DEFAULT 0,
-        updated   TIMESTAMPTZ,
-        PRIMARY KEY (campaign, idx)
-    )""",
-    "CREATE INDEX IF NOT EXISTS gupshup_recipients_digits ON gupshup_recipients (campaign, digits)",
-    "CREATE INDEX IF NOT EXISTS gupshup_recipients_pending ON gupshup_recipients (campaign, idx) "
-    "WHERE state = 'pending'",
-    """CREATE TABLE IF NOT EXISTS gupshup_app_leases (
-        app_id  TEXT PRIMARY KEY,
-        worker  TEXT,
-        expires TIMESTAMPTZ,
-        epoch   BIGINT NOT NULL DEFAULT 0
-    )""",
-    """CREATE TABLE IF NOT EXISTS gupshup_workers (
-        name    TEXT PRIMARY KEY,
-        expires TIMESTAMPTZ NOT NULL
-    )""",
+__all__ = [
+    "SCHEMA_VERSION",
+    "CampaignNotFoundError",
+    "CampaignSpec",
+    "LeaseLostError",
+    "PostgresJournal",
+    "PostgresStore",
 ]
-
-
-class LeaseLostError(RuntimeError):
-    """This worker no longer holds the app's lease: nothing more may be sent for it."""
 
 
 class CampaignNotFoundError(LookupError):
@@ -116,19 +69,6 @@ class CampaignSpec:
     status: str = "ready"
 
 
-@dataclass
-class _Group:
-    """The marks and final states of one commit, and who waits for it."""
-
-    done: asyncio.Future[None]
-    marks: list[tuple[int, str, str | None, str]] = field(default_factory=list)
-    finals: list[tuple[int, str, str, str | None, int | None, str | None]] = field(
-        default_factory=list
-    )
-    granted: set[tuple[int, str]] = field(default_factory=set)
-    lost_apps: set[str] = field(default_factory=set)
-
-
 def _classify(idx: int, to: str) -> tuple[int, str, str | None, str, str | None]:
     try:
         digits = normalize_recipient(to)
@@ -138,18 +78,12 @@ def _classify(idx: int, to: str) -> tuple[int, str, str | None, str, str | None]
 
 
 class PostgresStore:
-    """Connections to one database: a writer for the grouped commits, a reader for queries.
-
-    `commits` counts the group transactions made (the write rate a deployment must carry).
-    """
+    """Connections to one database: a writer for the grouped commits, a reader for queries."""
 
     def __init__(self, writer: psycopg.AsyncConnection[Any], reader: psycopg.AsyncConnection[Any]):
         self._writer = writer
         self._reader = reader
-        self._open: _Group | None = None
-        self._flusher: asyncio.Task[None] | None = None
-        self._failure: BaseException | None = None
-        self.commits = 0
+        self._group_commits = GroupCommits(writer)
 
     @classmethod
     async def connect(cls, url: str) -> PostgresStore:
@@ -180,8 +114,8 @@ class PostgresStore:
     async def ensure_schema(self) -> None:
         """Create the tables, or upgrade them to `SCHEMA_VERSION`; safe to run concurrently."""
         async with self._reader.transaction():
-            await self._reader.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in _SCHEMA:
+            await self._reader.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            for statement in SCHEMA:
                 await self._reader.execute(statement)
             cursor = await self._reader.execute("SELECT max(version) FROM gupshup_schema")
             row = await cursor.fetchone()
@@ -203,7 +137,7 @@ class PostgresStore:
         campaign's id back and stores nothing: running `--enqueue` twice sends once.
         """
         async with self._reader.transaction():
-            await self._reader.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            await self._reader.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             cursor = await self._reader.execute(
                 "SELECT id FROM gupshup_campaigns WHERE app_id = %s AND message_sha256 = %s "
                 "AND recipients_sha256 = %s AND status = 'ready' ORDER BY id LIMIT 1",
@@ -313,25 +247,13 @@ class PostgresStore:
         return PostgresJournal(self, campaign, app_id, worker=worker)
 
     @property
-    def reader(self) -> psycopg.AsyncConnection[Any]:
-        """The connection for queries outside the group commits (reports, leases in tests)."""
-        return self._reader
-
-    # ------------------------------------------------------------ grouped commits
+    def commits(self) -> int:
+        """Group transactions made so far (the write rate a deployment must carry)."""
+        return self._group_commits.commits
 
     async def mark(self, campaign: int, app_id: str, worker: str | None, digits: str) -> None:
         """Queue a `sending` mark and wait for its commit; raise if it did not commit."""
-        if self._failure is not None:
-            raise self._failure
-        group = self._group()
-        group.marks.append((campaign, app_id, worker, digits))
-        await asyncio.shield(group.done)
-        if (campaign, digits) not in group.granted:
-            if app_id in group.lost_apps:
-                raise LeaseLostError(f"this worker no longer holds app {app_id}'s lease")
-            raise LookupError(
-                f"recipient {mask_recipient(digits)} is not pending in campaign {campaign}"
-            )
+        await self._group_commits.mark(campaign, app_id, worker, digits)
 
     def queue_final(
         self,
@@ -343,76 +265,16 @@ class PostgresStore:
         result: str | None,
     ) -> None:
         """Queue a final state (committed with the next group)."""
-        self._group().finals.append((campaign, digits, state, error, code, result))
+        self._group_commits.queue_final(campaign, digits, state, error, code, result)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed; raise the failure if one was not."""
-        while self._flusher is not None and not self._flusher.done():
-            await asyncio.shield(self._flusher)
-        if self._failure is not None:
-            raise self._failure
+        await self._group_commits.flush()
 
-    def _group(self) -> _Group:
-        if self._open is None:
-            self._open = _Group(asyncio.get_running_loop().create_future())
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.ensure_future(self._flush_groups())
-        return self._open
-
-    async def _flush_groups(self) -> None:
-        # One commit in flight at a time; what arrives meanwhile forms the next group.
-        while self._open is not None:
-            await asyncio.sleep(0)  # the rest of this loop turn joins the group
-            group, self._open = self._open, None
-            if self._failure is None:
-                try:
-                    await self._commit(group)
-                except Exception as exc:  # kept: the next mark raises it, nothing more is sent
-                    self._failure = exc
-            if self._failure is not None:
-                group.done.set_exception(self._failure)
-                group.done.exception()  # retrieved: the waiters, if any, raise it
-            else:
-                group.done.set_result(None)
-
-    async def _commit(self, group: _Group) -> None:
-        db = self._writer
-        async with db.transaction():
-            marks = group.marks
-            leased = {(app, worker) for _, app, worker, _ in marks if worker is not None}
-            if leased:
-                apps, workers = zip(*sorted(leased), strict=True)
-                cursor = await db.execute(
-                    "SELECT l.app_id FROM gupshup_app_leases AS l "
-                    "JOIN unnest(%s::text[], %s::text[]) AS h (app_id, worker) "
-                    "ON l.app_id = h.app_id AND l.worker = h.worker "
-                    "WHERE l.expires > clock_timestamp() ORDER BY l.app_id FOR SHARE OF l",
-                    (list(apps), list(workers)),
-                )
-                held = {row[0] for row in await cursor.fetchall()}
-                group.lost_apps = {app for app, _ in leased} - held
-                marks = [m for m in marks if m[2] is None or m[1] in held]
-            if marks:
-                cursor = await db.execute(
-                    "UPDATE gupshup_recipients AS r SET state = 'sending', runs = r.runs + 1, "
-                    "updated = now() FROM unnest(%s::bigint[], %s::text[]) AS m (campaign, digits) "
-                    "WHERE r.campaign = m.campaign AND r.digits = m.digits AND r.state = 'pending' "
-                    "RETURNING r.campaign, r.digits",
-                    ([m[0] for m in marks], [m[3] for m in marks]),
-                )
-                group.granted = {(int(c), d) for c, d in await cursor.fetchall()}
-            if group.finals:
-                columns = list(zip(*group.finals, strict=True))
-                await db.execute(
-                    "UPDATE gupshup_recipients AS r SET state = f.state, error = f.error, "
-                    "code = f.code, result = f.result, updated = now() "
-                    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], "
-                    "%s::text[]) AS f (campaign, digits, state, error, code, result) "
-                    "WHERE r.campaign = f.campaign AND r.digits = f.digits "
-                    "AND r.state IN ('pending', 'sending')",
-                    [list(column) for column in columns],
-                )
-        self.commits += 1
+    @property
+    def reader(self) -> psycopg.AsyncConnection[Any]:
+        """The connection for queries outside the group commits (reports, leases in tests)."""
+        return self._reader
 
 
 class PostgresJournal:
