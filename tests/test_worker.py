@@ -323,3 +323,25 @@ async def test_a_refused_token_stops_the_campaign_with_the_rest_pending(
     assert "401" in stopped_by
     assert "sk_wrong" not in stopped_by
     assert counts == {"pending": 20}  # a refused token says nothing about the recipients
+
+
+def test_sigterm_finishes_what_is_in_flight_and_frees_the_apps_at_once(
+    mock: MockGupshupServer, database_url: str, tmp_path: Path
+) -> None:
+    env = _env(mock, database_url)
+    _enqueue(tmp_path, mock, env)
+    first = _worker(env, "first", tmp_path / "first.log")
+    try:
+        _wait_until(lambda: mock.recorder.total_accepted >= 60, 30)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    states = Counter(_states(database_url).values())
+    assert set(states) == {"pending", "sent"}  # nothing left sending: in-flight sends recorded
+    assert states["sent"] == mock.recorder.total_accepted
+    with psycopg.connect(database_url) as db:
+        assert db.execute("SELECT count(worker) FROM gupshup_app_leases").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM gupshup_workers").fetchone() == (0,)
