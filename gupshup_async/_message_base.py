@@ -5,6 +5,7 @@ Models are frozen pydantic models that refuse unknown fields; field names are th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -26,9 +27,11 @@ ROW_DESCRIPTION_MAX = 72
 ROW_ID_MAX = 200
 SECTION_TITLE_MAX = 24
 CONTACTS_MAX = 257
-FLOW_CTA_MAX = 20
+FLOW_CTA_MAX = 30  # Meta's current schema; older docs said 20
 FLOW_MESSAGE_VERSION = "3"
 EMOJI_MAX = 16
+CTA_DISPLAY_TEXT_MAX = 20
+PRODUCTS_MAX = 30
 
 FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
@@ -44,11 +47,14 @@ ButtonId = Annotated[str, StringConstraints(min_length=1, max_length=BUTTON_ID_M
 ListButton = Annotated[str, StringConstraints(min_length=1, max_length=LIST_BUTTON_MAX)]
 ListBody = Annotated[str, StringConstraints(min_length=1, max_length=LIST_BODY_MAX)]
 RowTitle = Annotated[str, StringConstraints(min_length=1, max_length=ROW_TITLE_MAX)]
-RowDescription = Annotated[str, StringConstraints(min_length=1, max_length=ROW_DESCRIPTION_MAX)]
+RowDescription = Annotated[
+    str, StringConstraints(max_length=ROW_DESCRIPTION_MAX)
+]  # Meta: may be ""
 RowId = Annotated[str, StringConstraints(min_length=1, max_length=ROW_ID_MAX)]
 SectionTitle = Annotated[str, StringConstraints(min_length=1, max_length=SECTION_TITLE_MAX)]
 FlowCta = Annotated[str, StringConstraints(min_length=1, max_length=FLOW_CTA_MAX)]
 Emoji = Annotated[str, StringConstraints(max_length=EMOJI_MAX)]
+CtaDisplayText = Annotated[str, StringConstraints(min_length=1, max_length=CTA_DISPLAY_TEXT_MAX)]
 
 
 class Part(BaseModel):
@@ -68,6 +74,19 @@ class MessageModel(Part):
     def to_wire(self) -> dict[str, Any]:
         """The JSON-ready `{"type": ..., <type>: {...}}` part of the request body."""
         return {"type": self.wire_type, self.wire_type: self.wire()}
+
+
+def strict_keys(data: Any, allowed: set[str], where: str) -> dict[str, Any]:
+    """`data` as a dict after refusing anything but a mapping with only the `allowed` keys.
+
+    The wire readers use it so that a field the models do not keep is refused, never dropped.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a JSON object, got {type(data).__name__}")
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f"{where}: unexpected field(s) {', '.join(sorted(map(str, unknown)))}")
+    return dict(data)
 
 
 def require_unique(what: str, values: list[str]) -> None:
