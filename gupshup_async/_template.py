@@ -119,13 +119,30 @@ class DocumentParameter(Part):
         return {"type": "document", "document": self.document.wire()}
 
 
-class TemplateLocation(Part):
-    """A location header's map pin: latitude -90..90, longitude -180..180."""
+Degrees = Annotated[float, Field(allow_inf_nan=False, strict=True)] | Annotated[
+    str, StringConstraints(pattern=r"^-?[0-9]{1,3}(\.[0-9]+)?$")
+]
 
-    latitude: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, strict=True)]
-    longitude: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, strict=True)]
+
+class TemplateLocation(Part):
+    """A location header's map pin: latitude -90..90, longitude -180..180.
+
+    Meta's template guide writes the degrees as strings, its location message as numbers;
+    either is kept as written.
+    """
+
+    latitude: Degrees
+    longitude: Degrees
     name: NonEmpty | None = None
     address: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _in_range(self) -> TemplateLocation:
+        if not -90 <= float(self.latitude) <= 90:
+            raise ValueError(f"latitude must be -90..90 degrees, got {self.latitude}")
+        if not -180 <= float(self.longitude) <= 180:
+            raise ValueError(f"longitude must be -180..180 degrees, got {self.longitude}")
+        return self
 
 
 class LocationParameter(Part):
@@ -241,17 +258,23 @@ class TemplateButton(Part):
     """The one variable of button `index` (0-9): its `sub_type` says which kind it takes.
 
     quick_reply: a payload; url: the text appended to the template's URL; copy_code: a coupon
-    code; flow and catalog: an action.
+    code; flow and catalog: an action. `sub_type` is matched in any case (Meta's guides write
+    both "url" and "COPY_CODE") and sent as written.
     """
 
     type: Literal["button"] = "button"
-    sub_type: Literal["quick_reply", "url", "copy_code", "flow", "catalog"]
+    sub_type: NonEmpty
     index: ButtonIndex
     parameters: Annotated[list[ButtonParameter], Field(min_length=1, max_length=1)]
 
     @model_validator(mode="after")
     def _parameter_fits_the_button(self) -> TemplateButton:
-        wanted = _BUTTON_PARAMETER[self.sub_type]
+        wanted = _BUTTON_PARAMETER.get(self.sub_type.lower())
+        if wanted is None:
+            raise ValueError(
+                f"sub_type {self.sub_type!r}: a typed button is one of "
+                f"{', '.join(_BUTTON_PARAMETER)} (any case); pass other kinds as a dict"
+            )
         for parameter in self.parameters:
             if not isinstance(parameter, wanted):
                 raise ValueError(
@@ -333,7 +356,7 @@ def _is_typed_kind(component: Mapping[str, Any]) -> bool:
     """A raw button of a sub_type the SDK does not model (e.g. "CATALOG", "mpm") is kept raw."""
     if component.get("type") != "button":
         return True
-    return component.get("sub_type") in _BUTTON_PARAMETER
+    return str(component.get("sub_type")).lower() in _BUTTON_PARAMETER
 
 
 def check_json(value: Any, where: str, depth: int = 0) -> None:
