@@ -119,9 +119,10 @@ class DocumentParameter(Part):
         return {"type": "document", "document": self.document.wire()}
 
 
-Degrees = Annotated[float, Field(allow_inf_nan=False, strict=True)] | Annotated[
-    str, StringConstraints(pattern=r"^-?[0-9]{1,3}(\.[0-9]+)?$")
-]
+Degrees = (
+    Annotated[float, Field(allow_inf_nan=False, strict=True)]
+    | Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,3}(\.[0-9]+)?$")]
+)
 
 
 class TemplateLocation(Part):

@@ -120,7 +120,7 @@ class MockGupshupApp:
             await _respond(send, 400, {"status": "error", "message": "Invalid App Details"})
             return
         try:
-            payload = json.loads(raw)
+            payload = json.loads(raw, parse_constant=_no_bare_constant)
         except ValueError:
             await _respond(send, 400, {"status": "error", "message": "Invalid JSON body"})
             return
@@ -241,6 +241,11 @@ async def _read_body(receive: Receive) -> bytes:
         message = await receive()
         chunks.append(message.get("body", b""))
     return b"".join(chunks)
+
+
+def _no_bare_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: the API refuses a body holding them."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
