@@ -20,8 +20,7 @@ from .meta_examples import META_SCHEMA, meta_examples
 from .reference_examples import META_DOC_EXAMPLES, TO
 
 if not META_SCHEMA.exists():
-    pytest.skip(f"Meta's schema is not beside the project ({META_SCHEMA})",
-                allow_module_level=True)  # fmt: skip
+    pytest.skip(f"Meta's schema is not beside the project ({META_SCHEMA})", allow_module_level=True)
 
 META = meta_examples()
 EXAMPLE = {**META, **META_DOC_EXAMPLES}
@@ -116,7 +115,7 @@ NEW_KINDS: list[tuple[str, g.Message]] = [
                                 minute=33,
                                 month=2,
                                 year=1977,
-                            )  # fmt: skip
+                            )
                         ),
                     ]
                 ),
@@ -179,7 +178,7 @@ NEW_KINDS: list[tuple[str, g.Message]] = [
             components=[
                 g.TemplateBody(
                     parameters=[g.TextParameter(text="25OFF"), g.TextParameter(text="25%")]
-                ),  # fmt: skip
+                ),
                 g.TemplateButton(
                     sub_type="COPY_CODE",
                     index=1,
@@ -320,7 +319,11 @@ LIMITS: list[tuple[str, Any, Any, Any, str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("build", "at_limit", "past_limit", "field"), [c[1:] for c in LIMITS], ids=[c[0] for c in LIMITS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("build", "at_limit", "past_limit", "field"),
+    [c[1:] for c in LIMITS],
+    ids=[c[0] for c in LIMITS],
+)
 def test_a_new_kind_holds_its_limit_in_the_callers_code(
     build: Any, at_limit: Any, past_limit: Any, field: str
 ) -> None:
