@@ -51,6 +51,7 @@ from ._interactive import (
 )
 from ._media import Audio, Document, Image, Sticker, Video
 from ._messages import Location, Message, Reaction, Text, message_from_wire, request_from_wire
+from ._partner import PartnerClient, TokenProvider
 from ._recipients import normalize_recipient
 from ._retry import RetryPolicy
 from ._template import (
@@ -120,6 +121,7 @@ __all__ = [
     "LocationRequest",
     "Message",
     "Outcome",
+    "PartnerClient",
     "PayloadParameter",
     "PermissionDeniedError",
     "ProductItem",
@@ -141,6 +143,7 @@ __all__ = [
     "TemplateLocation",
     "Text",
     "TextParameter",
+    "TokenProvider",
     "UnexpectedResponseError",
     "UrlButton",
     "Video",
