@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from . import _partner
 from ._errors import (
     APIError,
     GupshupError,
@@ -245,6 +246,33 @@ class AsyncGupshupClient:
             )
         if self.on_attempt is not None:
             self.on_attempt(AttemptEvent(attempt, mask_recipient(digits), status, error, wait))
+
+    async def upload_media(
+        self,
+        source: _partner.MediaSource,
+        mime_type: str,
+        *,
+        timeout: float = _partner.UPLOAD_TIMEOUT,
+    ) -> str:
+        """Upload a path, bytes or an http(s) URL's body; return the media id for `id=`.
+
+        Type and size are checked against Meta's limits per kind (100 MB at most) before any
+        byte is sent (`ValueError`). `timeout` bounds each read and write, in seconds.
+        """
+        url = f"{self.base_url}/partner/app/{self.app_id}/media"
+        return await _partner.upload_media(
+            self._http, url, self._partner_headers(), source, mime_type, timeout=timeout
+        )
+
+    async def mark_read(self, message_id: str, typing: bool = False) -> None:
+        """Mark a received message read; `typing=True` also shows the typing indicator."""
+        url = self.base_url + _partner.READ_EVENT_PATH.format(app_id=self.app_id)
+        await _partner.mark_read(
+            self._http, url, self._partner_headers(), message_id, typing=typing
+        )
+
+    def _partner_headers(self) -> dict[str, str]:
+        return {"Authorization": self._headers["Authorization"], "User-Agent": USER_AGENT}
 
 
 def _parse_success(status: int, content: bytes) -> SendResult:
