@@ -312,7 +312,7 @@ async def _download(
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ValueError(f"source: the media URL declares {declared} bytes, past {limit}")
         received = 0
-        async for chunk in response.aiter_raw(_CHUNK):
+        async for chunk in response.aiter_bytes(_CHUNK):  # counted after any decoding
             received += len(chunk)
             if received > limit:
                 raise ValueError(f"source: the media URL sent more than {limit} bytes")
