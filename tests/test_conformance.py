@@ -221,7 +221,7 @@ def test_typed_template_parameters_refuse_nan_too() -> None:
     with pytest.raises(ValueError, match="latitude"):
         g.TemplateLocation(latitude=math.nan, longitude=0)
     with pytest.raises(ValueError, match="amount_1000"):
-        g.Currency(fallback_value="$1", code="USD", amount_1000=math.inf)  # type: ignore[arg-type]
+        g.Currency(fallback_value="$1", code="USD", amount_1000=math.inf)
 
 
 def test_a_template_that_validates_encodes_to_strict_json() -> None:
