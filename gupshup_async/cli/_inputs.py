@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._media import Audio, Document, Image, Sticker, Video
+from .._media_upload import check_media
 from .._messages import Message, Text, message_from_wire
-from .._partner import check_media
 from .._recipients import normalize_recipient
 
 #: Column names taken as the phone number in a CSV file, in order of preference.
