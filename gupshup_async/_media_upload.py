@@ -8,16 +8,18 @@ thread, so a 100 MB upload never sits in memory or blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import IO
 
 import httpx
 
 from ._errors import UnexpectedResponseError, error_from_response
+from ._transport import classify_transport_error
 
 MEDIA_MAX_BYTES = 100 * 1024 * 1024
 #: Seconds each read or write of an upload may take (100 MB on a slow uplink takes minutes).
@@ -49,6 +51,15 @@ MEDIA_LIMITS: dict[str, int] = {
 _CHUNK = 64 * 1024
 
 MediaSource = str | os.PathLike[str] | bytes
+
+
+@contextlib.contextmanager
+def transport_errors() -> Iterator[None]:
+    """An httpx transport error leaves as the SDK's `APIConnectionError`, chained."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise classify_transport_error(exc) from exc
 
 
 def check_media(mime_type: str, size: int | None) -> None:
@@ -108,6 +119,13 @@ async def upload_media(
 async def _download(
     http: httpx.AsyncClient, source: str, spool: IO[bytes], limit: int, timeout: float
 ) -> None:
+    with transport_errors():
+        await _fetch(http, source, spool, limit, timeout)
+
+
+async def _fetch(
+    http: httpx.AsyncClient, source: str, spool: IO[bytes], limit: int, timeout: float
+) -> None:
     async with http.stream("GET", source, timeout=timeout) as response:
         if not 200 <= response.status_code < 300:
             raise ValueError(f"source: fetching the media URL answered {response.status_code}")
@@ -159,16 +177,17 @@ async def _post_media(
                 yield chunk
         yield tail
 
-    response = await http.post(
-        url,
-        headers={
-            **headers,
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-            "Content-Length": str(len(head) + size + len(tail)),
-        },
-        content=multipart(),
-        timeout=timeout,
-    )
+    with transport_errors():
+        response = await http.post(
+            url,
+            headers={
+                **headers,
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(len(head) + size + len(tail)),
+            },
+            content=multipart(),
+            timeout=timeout,
+        )
     if not 200 <= response.status_code < 300:
         raise error_from_response(response.status_code, response.text)
     try:

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from ._errors import UnexpectedResponseError, error_from_response
-from ._media_upload import UPLOAD_TIMEOUT, MediaSource, upload_media
+from ._media_upload import UPLOAD_TIMEOUT, MediaSource, transport_errors, upload_media
 from ._transport import create_http_client
 
 #: The client reaches every partner helper through this module.
@@ -147,10 +147,11 @@ class PartnerClient:
                 "the partner token was refused and there is no email/password to log in again"
             )
         await self._pace_token_call()  # login shares the 10-a-minute budget
-        response = await self._http.post(
-            f"{self.base_url}/partner/account/login",
-            data={"email": self._email, "password": self._password},
-        )
+        with transport_errors():
+            response = await self._http.post(
+                f"{self.base_url}/partner/account/login",
+                data={"email": self._email, "password": self._password},
+            )
         token = _token_from(response, "login", lambda data: data.get("token"))
         self._partner_token = token
         self._partner_expires = self._clock() + PARTNER_TOKEN_TTL - EXPIRY_MARGIN
@@ -176,9 +177,10 @@ class PartnerClient:
 
     async def _get_app_token(self, app_id: str, partner: str) -> httpx.Response:
         await self._pace_token_call()
-        return await self._http.get(
-            f"{self.base_url}/partner/app/{app_id}/token", headers={"Authorization": partner}
-        )
+        with transport_errors():
+            return await self._http.get(
+                f"{self.base_url}/partner/app/{app_id}/token", headers={"Authorization": partner}
+            )
 
     async def _pace_token_call(self) -> None:
         """Wait so that no 60 s window holds more than `TOKEN_CALLS_PER_MINUTE` calls."""
@@ -249,8 +251,9 @@ async def mark_read(
 ) -> None:
     """Post a read receipt; raises the answer's `APIError` when it is refused."""
     body = json.dumps(read_receipt(message_id, typing=typing)).encode()
-    response = await http.post(
-        url, headers={**headers, "Content-Type": "application/json"}, content=body
-    )
+    with transport_errors():
+        response = await http.post(
+            url, headers={**headers, "Content-Type": "application/json"}, content=body
+        )
     if not 200 <= response.status_code < 300:
         raise error_from_response(response.status_code, response.text)

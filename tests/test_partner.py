@@ -337,3 +337,28 @@ async def test_mark_read_refuses_bad_input_before_any_request(
     with pytest.raises(ValueError, match=words):
         await client.mark_read(message_id, typing=typing)
     assert route.call_count == 0
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_a_refused_connection_is_the_sdks_connection_error_everywhere() -> None:
+    base_url = f"http://127.0.0.1:{_closed_port()}"
+    async with g.PartnerClient(email=EMAIL, password=PASSWORD, base_url=base_url) as p:
+        with pytest.raises(g.APIConnectionError) as login:
+            await p.app_token(APP_ID)
+    async with g.AsyncGupshupClient(APP_ID, TOKEN, base_url=base_url) as client:
+        with pytest.raises(g.APIConnectionError) as upload:
+            await client.upload_media(b"%PDF", "application/pdf")
+        with pytest.raises(g.APIConnectionError) as read:
+            await client.mark_read("wamid.1")
+    for error in (login.value, upload.value, read.value):
+        assert error.ambiguous is False
+        assert PASSWORD not in repr(error)
+        assert TOKEN not in repr(error)
