@@ -34,6 +34,7 @@ from ._message_base import (
     RowId,
     RowTitle,
     SectionTitle,
+    check_json,
     require_unique,
     strict_keys,
 )
@@ -197,6 +198,12 @@ class AddressRequest(_Interactive):
     country: Literal["IN", "SG"] = "IN"
     values: dict[str, Any] | None = None
 
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values_are_json(cls, values: Any) -> Any:
+        check_json(values, "values")
+        return values
+
     def _action(self) -> dict[str, Any]:
         parameters: dict[str, Any] = {"country": self.country}
         if self.values is not None:
@@ -230,6 +237,12 @@ class FlowMessage(_Interactive):
     mode: Literal["draft", "published"] | None = None
     header: HeaderText | None = None
     footer: Footer | None = None
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_is_json(cls, data: Any) -> Any:
+        check_json(data, "data")
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> FlowMessage:

@@ -5,6 +5,7 @@ Models are frozen pydantic models that refuse unknown fields; field names are th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
@@ -31,6 +32,7 @@ FLOW_CTA_MAX = 30  # Meta's current schema; older docs said 20
 FLOW_MESSAGE_VERSION = "3"
 EMOJI_MAX = 16
 CTA_DISPLAY_TEXT_MAX = 20
+JSON_DEPTH_MAX = 32
 PRODUCTS_MAX = 30
 
 FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
@@ -95,3 +97,36 @@ def require_unique(what: str, values: list[str]) -> None:
         if value in seen:
             raise ValueError(f"{what} {value!r} is repeated; each must be unique")
         seen.add(value)
+
+
+def check_json(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what JSON cannot carry, naming the place: NaN/inf, sets, bytes, deep nesting.
+
+    Iterates at most `JSON_DEPTH_MAX` levels, so hostile nesting never reaches the recursion
+    limit.
+    """
+    if depth > JSON_DEPTH_MAX:
+        raise ValueError(f"{where}: nested more than {JSON_DEPTH_MAX} levels deep")
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a JSON number (NaN and infinity are not)")
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: text with a lone surrogate is not valid UTF-8") from None
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: object keys must be strings, got {key!r}")
+            check_json(item, f"{where}.{key}", depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_json(item, f"{where}[{i}]", depth + 1)
+        return
+    raise ValueError(f"{where}: a {type(value).__name__} is not JSON (use a list, str or number)")

@@ -5,25 +5,23 @@ Meta fills a pre-approved template's variables from `components`: one header par
 one parameter per button (quick-reply payload, URL suffix, coupon code, flow action). Raw
 dicts stay accepted: a dict of a kind the SDK knows is checked by the typed model and sent as
 written; any other dict is only checked to be JSON (finite numbers, no sets or bytes, at most
-`JSON_DEPTH_MAX` deep), so nothing the API cannot parse leaves the process.
+`JSON_DEPTH_MAX` levels deep), so nothing the API cannot parse leaves the process.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from ._media import Document, Image, Video
-from ._message_base import MessageModel, NonEmpty, Part, require_unique
+from ._message_base import MessageModel, NonEmpty, Part, check_json, require_unique
 
 HEADER_TEXT_PARAMETER_MAX = 60
 BODY_TEXT_PARAMETER_MAX = 32768  # Meta's schema (TextParameter.maxLength)
 COUPON_CODE_MAX = 15
 TEMPLATE_BUTTONS_MAX = 10  # button indexes 0-9
-JSON_DEPTH_MAX = 32
 
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 ButtonIndex = (
@@ -358,36 +356,3 @@ def _is_typed_kind(component: Mapping[str, Any]) -> bool:
     if component.get("type") != "button":
         return True
     return str(component.get("sub_type")).lower() in _BUTTON_PARAMETER
-
-
-def check_json(value: Any, where: str, depth: int = 0) -> None:
-    """Refuse what JSON cannot carry, naming the place: NaN/inf, sets, bytes, deep nesting.
-
-    Iterates at most `JSON_DEPTH_MAX` levels, so hostile nesting never reaches the recursion
-    limit.
-    """
-    if depth > JSON_DEPTH_MAX:
-        raise ValueError(f"{where}: nested more than {JSON_DEPTH_MAX} levels deep")
-    if value is None or isinstance(value, bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where}: {value} is not a JSON number (NaN and infinity are not)")
-        return
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{where}: text with a lone surrogate is not valid UTF-8") from None
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{where}: object keys must be strings, got {key!r}")
-            check_json(item, f"{where}.{key}", depth + 1)
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            check_json(item, f"{where}[{i}]", depth + 1)
-        return
-    raise ValueError(f"{where}: a {type(value).__name__} is not JSON (use a list, str or number)")

@@ -233,3 +233,17 @@ def test_a_template_that_validates_encodes_to_strict_json() -> None:
 def test_text_with_nul_is_a_value_error_naming_the_body() -> None:
     with pytest.raises(ValidationError, match=r"body\n.*NUL"):
         g.Text(body="a\x00b")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda v: g.FlowMessage(body="b", flow_cta="Go", flow_id="1", screen="S", data={"x": v}),
+        lambda v: g.AddressRequest(body="b", values={"x": v}),
+    ],
+    ids=["flow data", "address values"],
+)
+@pytest.mark.parametrize("value", [math.nan, {"a"}, b"x"], ids=["nan", "set", "bytes"])
+def test_free_form_json_fields_refuse_what_json_cannot_carry(build: Any, value: Any) -> None:
+    with pytest.raises(ValueError, match=r"\.x: "):
+        build(value)
