@@ -7,6 +7,7 @@ import copy
 import json
 from typing import Any
 
+import httpx
 import pytest
 import respx
 from pydantic import ValidationError
@@ -356,3 +357,17 @@ def test_a_new_kind_the_schema_describes_validates_against_it(
     message = g.request_from_wire(META[title])[1]
     errors = [error.message[:200] for error in validator.iter_errors(_body(message))]
     assert errors == []
+
+
+async def test_the_mock_refuses_a_bare_nan_as_the_api_would() -> None:
+    from gupshup_async.mock import MockGupshupApp, mock_transport
+
+    app = MockGupshupApp(token="t")
+    body = (b'{"messaging_product":"whatsapp","recipient_type":"individual","to":"919876543210",'
+            b'"type":"location","location":{"latitude":NaN,"longitude":0}}')  # fmt: skip
+    async with httpx.AsyncClient(transport=mock_transport(app)) as http:
+        response = await http.post(
+            "http://mock/partner/app/a/v3/message", content=body, headers={"Authorization": "t"}
+        )
+    assert response.status_code == 400
+    assert app.recorder.total_accepted == 0
