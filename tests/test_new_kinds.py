@@ -364,7 +364,8 @@ async def test_the_mock_refuses_a_bare_nan_as_the_api_would() -> None:
 
     app = MockGupshupApp(token="t")
     body = (b'{"messaging_product":"whatsapp","recipient_type":"individual","to":"919876543210",'
-            b'"type":"location","location":{"latitude":NaN,"longitude":0}}')  # fmt: skip
+            b'"type":"template","template":{"name":"t","language":{"code":"en"},'
+            b'"components":[{"type":"x","v":NaN}]}}')  # fmt: skip
     async with httpx.AsyncClient(transport=mock_transport(app)) as http:
         response = await http.post(
             "http://mock/partner/app/a/v3/message", content=body, headers={"Authorization": "t"}
