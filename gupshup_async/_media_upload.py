@@ -171,7 +171,9 @@ async def _post_media(
     async def multipart() -> AsyncIterator[bytes]:
         yield head
         if isinstance(content, bytes):
-            yield content
+            view = memoryview(content)  # chunks, so no layer below copies the whole body
+            for start in range(0, size, _CHUNK):
+                yield bytes(view[start : start + _CHUNK])
         else:
             while chunk := await asyncio.to_thread(content.read, _CHUNK):
                 yield chunk
