@@ -121,3 +121,20 @@ def test_media_with_a_message_file_is_exit_2(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--media goes with --text" in done.stderr
+
+
+async def test_a_finished_campaign_run_again_uploads_nothing(
+    router: respx.Router, client: g.AsyncGupshupClient, tmp_path: Path
+) -> None:
+    media = tmp_path / "sale.png"
+    media.write_bytes(b"\x89PNG" + b"p" * 100)
+    upload = router.post(MEDIA_URL).respond(200, json={"mediaId": "m-1", "status": "success"})
+    router.post(SEND_URL).respond(200, json=SUCCESS)
+    _recipients(tmp_path / "to.txt", 5)
+    message, mime = load_media_message(media, None)
+    options = CampaignOptions(recipients=tmp_path / "to.txt", message=message, rate=None,
+                              media=media, media_type=mime, journal=tmp_path / "j.sqlite3")  # fmt: skip
+    first = await run_campaign(options, ProgressDisplay(enabled=False), client=client)
+    again = await run_campaign(options, ProgressDisplay(enabled=False), client=client)
+    assert (first.counts, again.counts, again.resumed) == ({"sent": 5}, {"sent": 5}, True)
+    assert upload.call_count == 1
