@@ -4,7 +4,7 @@
 `BulkSender` fans a message out to many recipients at the account's rate.
 """
 
-from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome
+from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome, Status
 from ._client import AsyncGupshupClient, AttemptEvent, SendResult
 from ._contacts import (
     Contact,
@@ -89,6 +89,7 @@ __all__ = [
     "RetryPolicy",
     "SendResult",
     "ServerError",
+    "Status",
     "Sticker",
     "Template",
     "Text",

@@ -205,17 +205,17 @@ async def test_throttling_slows_the_whole_sender_and_reports_it() -> None:
 def test_throttle_pauses_on_retry_after_and_halves_on_repeats_at_most_once_a_second() -> None:
     now = [100.0]
     throttle = Pacer(None, lambda: now[0], rate=None)
-    throttle.throttled(retry_after=2.0)
+    throttle.throttled(pause=2.0)
     assert throttle.paused_until == 102.0
     assert (throttle.factor, throttle.cuts) == (1.0, 0)  # a lone 429 only pauses
     now[0] = 100.5
-    throttle.throttled(retry_after=None)
+    throttle.throttled(pause=None)
     assert (throttle.factor, throttle.cuts) == (0.5, 1)
     now[0] = 100.9
-    throttle.throttled(retry_after=None)
+    throttle.throttled(pause=None)
     assert (throttle.factor, throttle.cuts) == (0.5, 1)  # not twice within a second
     now[0] = 101.5
-    throttle.throttled(retry_after=None)
+    throttle.throttled(pause=None)
     assert (throttle.factor, throttle.cuts) == (0.25, 2)
     now[0] = 103.5  # two quiet seconds: +0.25 after the first
     assert throttle.current_factor() == pytest.approx(0.5)
@@ -223,7 +223,7 @@ def test_throttle_pauses_on_retry_after_and_halves_on_repeats_at_most_once_a_sec
     assert throttle.current_factor() == 1.0
     for step in range(20):
         now[0] = 300.0 + step * 0.6
-        throttle.throttled(retry_after=None)
+        throttle.throttled(pause=None)
     assert throttle.factor == MIN_RATE_FACTOR
 
 
@@ -299,10 +299,10 @@ async def test_100k_recipients_stream_in_bounded_memory() -> None:
     before = _rss_mb()
     peak = before
     count = successes = 0
-    http = httpx.AsyncClient(transport=mock_transport(app), base_url="http://mock")
+    http = httpx.AsyncClient(transport=mock_transport(app), base_url="https://mock")
     async with (
         http,
-        g.AsyncGupshupClient("app", "t", base_url="http://mock", http_client=http) as client,
+        g.AsyncGupshupClient("app", "t", base_url="https://mock", http_client=http) as client,
     ):
         async for result in g.BulkSender(client, rate=None, concurrency=64).stream(
             recipients(), g.Text(body="hi")
