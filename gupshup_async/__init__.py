@@ -43,7 +43,7 @@ from ._interactive import (
 from ._media import Audio, Document, Image, Sticker, Video
 from ._messages import Location, Message, Reaction, Template, Text, message_from_wire
 from ._recipients import normalize_recipient
-from ._retry import RetryPolicy
+from ._retry import RetryDecision, RetryPolicy
 from ._version import __version__
 
 __all__ = [
@@ -86,6 +86,7 @@ __all__ = [
     "Reaction",
     "ReplyButton",
     "ReplyButtons",
+    "RetryDecision",
     "RetryPolicy",
     "SendResult",
     "ServerError",

@@ -39,6 +39,7 @@ else:  # pragma: no cover - Python 3.10: the same, from anyio
         with anyio.fail_after(delay):
             yield
 
+
 #: Connections kept to the API; sized above the bulk sender's default concurrency.
 DEFAULT_MAX_CONNECTIONS = 512
 #: Idle keep-alive connections are closed after this many seconds, below common server
