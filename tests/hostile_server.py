@@ -16,6 +16,7 @@ Modes:
     silent            read the request, never answer
     status-NNN        status NNN with a short Gupshup error body
     ok                200 success
+    gzip-ok / deflate-ok  200 success, compressed (not hostile: what a proxy may do)
 """
 
 from __future__ import annotations
@@ -142,6 +143,12 @@ class HostileServer:
         mode = self.mode
         if mode == "ok":
             writer.write(_head(200, len(SUCCESS)) + SUCCESS)
+        elif mode in ("gzip-ok", "deflate-ok"):
+            gzip = mode == "gzip-ok"
+            packer = zlib.compressobj(6, zlib.DEFLATED, (16 if gzip else 0) + zlib.MAX_WBITS)
+            body = packer.compress(SUCCESS) + packer.flush()
+            encoding = "gzip" if gzip else "deflate"
+            writer.write(_head(200, len(body), f"Content-Encoding: {encoding}\r\n") + body)
         elif mode == "drop":
             return False
         elif mode == "silent":

@@ -128,6 +128,16 @@ async def test_the_connection_is_dropped_past_the_cap_not_reused(
         assert server.connections == 2
 
 
+@pytest.mark.parametrize("mode", ["gzip-ok", "deflate-ok"])
+async def test_a_compressed_answer_under_the_cap_is_read_whole(
+    mode: str, http_client: httpx.AsyncClient | None
+) -> None:
+    async with HostileServer(mode) as server, _client(server, http_client) as client:
+        result = await client.send(TO, g.Text(body="hi"))
+        assert server.connections == 1
+    assert result.message_id == "gs-hostile"
+
+
 # 9.3: `timeout` bounds the whole attempt -------------------------------------------------
 
 
