@@ -118,6 +118,8 @@ class HostileServer:
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:  # the server is closing: end quietly, not as an error
+            pass
         finally:
             self._handlers.discard(task)
             writer.close()
