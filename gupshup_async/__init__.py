@@ -4,7 +4,7 @@
 `BulkSender` fans a message out to many recipients at the account's rate.
 """
 
-from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome
+from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome, Status
 from ._client import AsyncGupshupClient, AttemptEvent, SendResult
 from ._commerce import (
     CatalogMessage,
@@ -53,7 +53,7 @@ from ._media import Audio, Document, Image, Sticker, Video
 from ._messages import Location, Message, Reaction, Text, message_from_wire, request_from_wire
 from ._partner import PartnerClient, TokenProvider
 from ._recipients import normalize_recipient
-from ._retry import RetryPolicy
+from ._retry import RetryDecision, RetryPolicy
 from ._template import (
     ActionParameter,
     CouponCodeParameter,
@@ -132,9 +132,11 @@ __all__ = [
     "Reaction",
     "ReplyButton",
     "ReplyButtons",
+    "RetryDecision",
     "RetryPolicy",
     "SendResult",
     "ServerError",
+    "Status",
     "Sticker",
     "Template",
     "TemplateBody",
