@@ -332,7 +332,7 @@ class AsyncGupshupClient:
         """Upload a path, bytes or an http(s) URL's body; return the media id for `id=`.
 
         Type and size are checked against Meta's limits per kind (100 MB at most) before any
-        byte is sent (`ValueError`). `timeout` bounds each read and write, in seconds.
+        byte is sent (`ValueError`). `timeout` bounds the whole upload, in seconds.
         """
         url = f"{self.base_url}/partner/app/{self.app_id}/media"
         return await self._with_fresh_token(
@@ -346,7 +346,12 @@ class AsyncGupshupClient:
         url = self.base_url + _partner.READ_EVENT_PATH.format(app_id=self.app_id)
         await self._with_fresh_token(
             lambda: _partner.mark_read(
-                self._http, url, self._partner_headers(), message_id, typing=typing
+                self._http,
+                url,
+                self._partner_headers(),
+                message_id,
+                typing=typing,
+                timeout=self.timeout,
             )
         )
 

@@ -8,22 +8,23 @@ thread, so a 100 MB upload never sits in memory or blocks the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import IO
 
 import httpx
 
 from ._errors import UnexpectedResponseError, error_from_response
-from ._transport import classify_transport_error
+from ._partner_http import exchange
+from ._transport import classify_transport_error, deadline, forget_frames
 
 MEDIA_MAX_BYTES = 100 * 1024 * 1024
-#: Seconds each read or write of an upload may take (100 MB on a slow uplink takes minutes).
-UPLOAD_TIMEOUT = 120.0
+#: Seconds a whole upload may take, fetching a URL source included (100 MB on a slow uplink
+#: takes minutes).
+UPLOAD_TIMEOUT = 600.0
 
 _MB = 1024 * 1024
 #: Meta's media types and size limits per kind (images 5 MB, video and audio 16 MB, documents
@@ -51,15 +52,6 @@ MEDIA_LIMITS: dict[str, int] = {
 _CHUNK = 64 * 1024
 
 MediaSource = str | os.PathLike[str] | bytes
-
-
-@contextlib.contextmanager
-def transport_errors() -> Iterator[None]:
-    """An httpx transport error leaves as the SDK's `APIConnectionError`, chained."""
-    try:
-        yield
-    except httpx.TransportError as exc:
-        raise classify_transport_error(exc) from exc
 
 
 def check_media(mime_type: str, size: int | None) -> None:
@@ -119,8 +111,15 @@ async def upload_media(
 async def _download(
     http: httpx.AsyncClient, source: str, spool: IO[bytes], limit: int, timeout: float
 ) -> None:
-    with transport_errors():
-        await _fetch(http, source, spool, limit, timeout)
+    try:
+        async with deadline(timeout):
+            await _fetch(http, source, spool, limit, timeout)
+    except httpx.TransportError as exc:
+        error = classify_transport_error(exc)
+        forget_frames(exc)
+        raise error from exc
+    except TimeoutError:
+        raise ValueError(f"source: the media URL did not arrive within {timeout:g} s") from None
 
 
 async def _fetch(
@@ -179,19 +178,20 @@ async def _post_media(
                 yield chunk
         yield tail
 
-    with transport_errors():
-        response = await http.post(
-            url,
-            headers={
-                **headers,
-                "Content-Type": f"multipart/form-data; boundary={boundary}",
-                "Content-Length": str(len(head) + size + len(tail)),
-            },
-            content=multipart(),
-            timeout=timeout,
-        )
-    if not 200 <= response.status_code < 300:
-        raise error_from_response(response.status_code, response.text)
+    response = await exchange(
+        http,
+        "POST",
+        url,
+        headers={
+            **headers,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + size + len(tail)),
+        },
+        content=multipart(),
+        timeout=timeout,
+    )
+    if not 200 <= response.status < 300:
+        raise error_from_response(response.status, response.text)
     try:
         media_id = json.loads(response.content).get("mediaId")
     except (ValueError, AttributeError):
@@ -199,7 +199,8 @@ async def _post_media(
     if not isinstance(media_id, str) or not media_id:
         raise UnexpectedResponseError(
             "media upload answer without a mediaId",
-            status_code=response.status_code,
+            status_code=response.status,
             body=response.text[:500],
+            ambiguous=True,
         )
     return media_id

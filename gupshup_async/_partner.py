@@ -24,7 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from ._errors import UnexpectedResponseError, error_from_response
-from ._media_upload import UPLOAD_TIMEOUT, MediaSource, transport_errors, upload_media
+from ._media_upload import UPLOAD_TIMEOUT, MediaSource, upload_media
+from ._partner_http import Answer, exchange
 from ._transport import create_http_client
 
 #: The client reaches every partner helper through this module.
@@ -83,6 +84,7 @@ class PartnerClient:
         if partner_token is not None and not partner_token.strip():
             raise ValueError("partner_token must not be empty")
         self.base_url = base_url.rstrip("/")
+        self._timeout = timeout
         self._email = email
         self._password = password
         self._partner_token = partner_token
@@ -147,11 +149,13 @@ class PartnerClient:
                 "the partner token was refused and there is no email/password to log in again"
             )
         await self._pace_token_call()  # login shares the 10-a-minute budget
-        with transport_errors():
-            response = await self._http.post(
-                f"{self.base_url}/partner/account/login",
-                data={"email": self._email, "password": self._password},
-            )
+        response = await exchange(
+            self._http,
+            "POST",
+            f"{self.base_url}/partner/account/login",
+            data={"email": self._email, "password": self._password},
+            timeout=self._timeout,
+        )
         token = _token_from(response, "login", lambda data: data.get("token"))
         self._partner_token = token
         self._partner_expires = self._clock() + PARTNER_TOKEN_TTL - EXPIRY_MARGIN
@@ -160,7 +164,7 @@ class PartnerClient:
     async def _fetch_app_token(self, app_id: str) -> tuple[str, float]:
         partner = await self._partner_token_locked(None)
         response = await self._get_app_token(app_id, partner)
-        if response.status_code == 401 and self._email:
+        if response.status == 401 and self._email:
             partner = await self._partner_token_locked(partner)
             response = await self._get_app_token(app_id, partner)
         details: dict[str, Any] = {}
@@ -175,12 +179,15 @@ class PartnerClient:
         token = _token_from(response, "app token", pick)
         return token, _expiry(details.get("expiresOn"))
 
-    async def _get_app_token(self, app_id: str, partner: str) -> httpx.Response:
+    async def _get_app_token(self, app_id: str, partner: str) -> Answer:
         await self._pace_token_call()
-        with transport_errors():
-            return await self._http.get(
-                f"{self.base_url}/partner/app/{app_id}/token", headers={"Authorization": partner}
-            )
+        return await exchange(
+            self._http,
+            "GET",
+            f"{self.base_url}/partner/app/{app_id}/token",
+            headers={"Authorization": partner},
+            timeout=self._timeout,
+        )
 
     async def _pace_token_call(self) -> None:
         """Wait so that no 60 s window holds more than `TOKEN_CALLS_PER_MINUTE` calls."""
@@ -206,11 +213,13 @@ class _AppTokenProvider:
         return await self._partner.app_token(self._app_id, refresh_from=refresh_from)
 
 
-def _token_from(response: httpx.Response, what: str, pick: Callable[[dict[str, Any]], Any]) -> str:
+def _token_from(response: Answer, what: str, pick: Callable[[dict[str, Any]], Any]) -> str:
     """The token in a token answer; an error answer raises its `APIError` (no token in it)."""
-    if not 200 <= response.status_code < 300:
-        raise error_from_response(response.status_code, response.text)
+    if not 200 <= response.status < 300:
+        raise error_from_response(response.status, response.text)
     try:
+        if response.problem is not None:
+            raise ValueError(response.problem)
         data = json.loads(response.content)
         token = pick(data) if isinstance(data, dict) else None
     except ValueError:
@@ -218,7 +227,7 @@ def _token_from(response: httpx.Response, what: str, pick: Callable[[dict[str, A
     if not isinstance(token, str) or not token or any(c.isspace() for c in token):
         # The body is left out on purpose: it may hold a token.
         raise UnexpectedResponseError(
-            f"{what} answer without a usable token", status_code=response.status_code
+            f"{what} answer without a usable token", status_code=response.status
         )
     return token
 
@@ -247,13 +256,23 @@ def read_receipt(message_id: str, *, typing: bool) -> dict[str, Any]:
 
 
 async def mark_read(
-    http: httpx.AsyncClient, url: str, headers: dict[str, str], message_id: str, *, typing: bool
+    http: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    message_id: str,
+    *,
+    typing: bool,
+    timeout: float,
 ) -> None:
-    """Post a read receipt; raises the answer's `APIError` when it is refused."""
+    """Post a read receipt within `timeout` seconds; raises the `APIError` of a refusal."""
     body = json.dumps(read_receipt(message_id, typing=typing)).encode()
-    with transport_errors():
-        response = await http.post(
-            url, headers={**headers, "Content-Type": "application/json"}, content=body
-        )
-    if not 200 <= response.status_code < 300:
-        raise error_from_response(response.status_code, response.text)
+    response = await exchange(
+        http,
+        "POST",
+        url,
+        headers={**headers, "Content-Type": "application/json"},
+        content=body,
+        timeout=timeout,
+    )
+    if not 200 <= response.status < 300:
+        raise error_from_response(response.status, response.text)
