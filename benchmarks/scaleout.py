@@ -94,7 +94,9 @@ def fresh_database(server: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-async def _enqueue(url: str, base_url: str, args: argparse.Namespace) -> None:
+async def _enqueue(
+    url: str, base_url: str, args: argparse.Namespace, *, rate: float | None = -1.0
+) -> None:
     async with await PostgresStore.connect(url) as store:
         await store.ensure_schema()
         for k in range(args.apps):
@@ -103,7 +105,7 @@ async def _enqueue(url: str, base_url: str, args: argparse.Namespace) -> None:
                 message={"type": "text", "text": {"body": "Sale starts now"}},
                 token_env=TOKEN_VAR,
                 base_url=base_url,
-                rate=args.rate,
+                rate=args.rate if rate == -1.0 else rate,
                 burst=None,
                 concurrency=args.concurrency,
                 timeout=10.0,
@@ -114,9 +116,11 @@ async def _enqueue(url: str, base_url: str, args: argparse.Namespace) -> None:
             await store.enqueue(spec, (_number(k, i) for i in range(args.per_app)))
 
 
-def _worker(url: str, name: str, lease: float, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _worker(
+    url: str, name: str, lease: float, env: dict[str, str], tick: float = 0.01
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "gupshup_async", "worker", "--journal", url]
-    command += ["--lease", str(lease), "--name", name]
+    command += ["--lease", str(lease), "--name", name, "--tick", str(tick)]
     log = open(os.path.join(tempfile.gettempdir(), f"scaleout-{name}.log"), "ab")  # noqa: SIM115
     with log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -294,6 +298,44 @@ def run_k(
     }
 
 
+def pacing_cost(
+    server: str, args: argparse.Namespace, start_cpu: float, *, rate: float | None, tick: float
+) -> dict[str, Any]:
+    """One worker hosting every app, no kill: CPU per message paced (with or without the shared
+    tick) or unlimited (`rate=None`)."""
+    mock = MockGupshupServer(keep_messages=False)
+    mock.start()
+    try:
+        with fresh_database(server) as url:
+            with PostgresStoreSync(url) as db:
+                db.ensure_schema()
+            env = {**os.environ, TOKEN_VAR: mock.token}
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            worker = _worker(url, "cost", args.lease, env, tick)
+            _wait_for(url, "SELECT count(*) FROM gupshup_workers", 1)
+            started = time.monotonic()
+            asyncio.run(_enqueue(url, mock.base_url, args, rate=rate))
+            _wait_for(
+                url, "SELECT count(*) FROM gupshup_campaigns WHERE status <> 'ready'", args.apps
+            )
+            elapsed = time.monotonic() - started
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=120)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        mock.stop()
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) - start_cpu
+    sent = mock.recorder.total_accepted
+    return {
+        "rate_per_app": rate,
+        "tick": tick,
+        "apps": args.apps,
+        "sent": sent,
+        "msg_per_s": round(sent / elapsed, 1),
+        "cpu_us_per_msg": round(cpu / max(1, sent) * 1e6),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -304,7 +346,31 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--lease", type=float, default=3.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--pacing-cost",
+        action="store_true",
+        help="instead: one worker hosting every app, paced (shared tick, then a timer per app) "
+        "and unlimited, CPU per message (e.g. --apps 50 --per-app 100 --rate 20)",
+    )
     args = parser.parse_args()
+    if args.pacing_cost:
+        with postgres() as server:
+            try:
+                start_cpu = startup_cpu(server)
+                runs = [
+                    pacing_cost(server, args, start_cpu, rate=args.rate, tick=0.01),
+                    pacing_cost(server, args, start_cpu, rate=args.rate, tick=0.0),
+                    pacing_cost(server, args, start_cpu, rate=None, tick=0.01),
+                ]
+            finally:
+                for process in _STARTED:
+                    if process.poll() is None:
+                        process.kill()
+                        process.wait()
+        for run in runs:
+            run["vs_unlimited"] = round(run["cpu_us_per_msg"] / runs[-1]["cpu_us_per_msg"], 2)
+            print(json.dumps(run), flush=True)
+        return
     rows = []
     with postgres() as server:
         try:

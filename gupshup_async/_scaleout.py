@@ -26,6 +26,7 @@ from ._bulk import BulkSender, Outcome
 from ._client import AsyncGupshupClient
 from ._errors import AuthenticationError, GupshupError, PermissionDeniedError
 from ._messages import message_from_wire
+from ._metronome import DEFAULT_TICK, Metronome, TickedLimiter
 from .journal.leases import DEFAULT_LEASE_SECONDS, Leases
 from .journal.postgres import CampaignSpec, LeaseLostError, PostgresStore
 
@@ -42,7 +43,8 @@ class Worker:
 
     `max_apps` caps the apps hosted at once (None: no cap); `environ` is where tokens are read
     (by the variable name each campaign stores); `on_outcome(app_id, outcome)` sees every
-    recipient's result (benchmarks, tests).
+    recipient's result (benchmarks, tests). `tick` (seconds, None: off) makes every hosted
+    app's bucket wait on one shared `Metronome`: paced apps wake the loop together.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Worker:
         name: str | None = None,
         environ: Mapping[str, str] = os.environ,
         on_outcome: Callable[[str, Outcome], None] | None = None,
+        tick: float | None = DEFAULT_TICK,
     ) -> None:
         if not lease_seconds > 0:
             raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
@@ -65,6 +68,7 @@ class Worker:
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.environ = environ
         self.on_outcome = on_outcome
+        self.tick = tick
         self.sent = 0
         self.commits = 0
 
@@ -92,8 +96,22 @@ def sender_burst(spec: CampaignSpec) -> int:
     return spec.burst if spec.burst is not None else max(1, round((spec.rate or 0) / 10))
 
 
+async def _bucket(
+    rate: float | None, burst: int, metronome: Metronome | None
+) -> AsyncLimiter | None:
+    """A full bucket of `burst` at `rate` ticking on `metronome` (None: the sender makes one)."""
+    if rate is None or metronome is None:
+        return None
+    bucket = TickedLimiter(burst, burst / rate, metronome=metronome)
+    await bucket.acquire(burst)  # starts full, as the sender's own would: no burst at the start
+    return bucket
+
+
 async def _gated(
-    mark: Callable[[str], Awaitable[None]], rate: float | None, burst: int
+    mark: Callable[[str], Awaitable[None]],
+    rate: float | None,
+    burst: int,
+    metronome: Metronome | None,
 ) -> Callable[[str], Awaitable[None]]:
     """`mark`, then a second bucket at the campaign's rate before the request goes out.
 
@@ -107,7 +125,11 @@ async def _gated(
         return mark
     # Half the sender's burst: the other half absorbs the event loop's lag after the gate.
     size = max(1, burst // 2)
-    gate = AsyncLimiter(size, size / rate)
+    gate: AsyncLimiter
+    if metronome is not None:
+        gate = TickedLimiter(size, size / rate, metronome=metronome)
+    else:
+        gate = AsyncLimiter(size, size / rate)
     await gate.acquire(size)  # starts full, like the sender's: no extra burst at the start
 
     async def mark_then_pass(digits: str) -> None:
@@ -130,6 +152,7 @@ class _Session:
         self.store = store
         self.leases = leases
         self.apps: dict[str, asyncio.Task[None]] = {}
+        self.metronome = Metronome(worker.tick) if worker.tick is not None else None
 
     async def serve(self, stop: asyncio.Event, exit_when_idle: bool) -> None:
         lease = self.worker.lease_seconds
@@ -230,13 +253,15 @@ class _Session:
             timeout=spec.timeout,
             max_retries=spec.max_retries,
         ) as client:
+            burst = sender_burst(spec)
             sender = BulkSender(
                 client,
                 rate=spec.rate,
                 burst=spec.burst,
                 concurrency=spec.concurrency,
+                limiter=await _bucket(spec.rate, burst, self.metronome),
                 on_result=on_result,
-                before_send=await _gated(journal.mark_sending, spec.rate, sender_burst(spec)),
+                before_send=await _gated(journal.mark_sending, spec.rate, burst, self.metronome),
                 deduplicate=False,  # decided when the campaign was enqueued
             )
             outcomes = sender.outcomes(journal.pending(), message_from_wire(spec.message))

@@ -55,6 +55,12 @@ def add_worker_parser(commands: Any) -> None:
     worker.add_argument("--max-apps", type=int, default=None, help="apps hosted at once (no cap)")
     worker.add_argument("--name", default=None, help="this worker's name in leases and logs")
     worker.add_argument(
+        "--tick",
+        type=float,
+        default=0.01,
+        help="seconds between the shared pacing ticks of all hosted apps (0: a timer per app)",
+    )
+    worker.add_argument(
         "--exit-when-idle", action="store_true", help="stop once no campaign is ready"
     )
 
@@ -155,6 +161,8 @@ def run_worker(args: argparse.Namespace) -> int:
         url = database_url(args.journal)
         if not args.lease > 0:
             raise InputError(f"--lease must be > 0 seconds, got {args.lease}")
+        if not args.tick >= 0:
+            raise InputError(f"--tick must be >= 0 seconds, got {args.tick}")
         if args.max_apps is not None and args.max_apps < 1:
             raise InputError(f"--max-apps must be >= 1, got {args.max_apps}")
     except InputError as problem:
@@ -170,7 +178,13 @@ async def _work(url: str, args: argparse.Namespace) -> int:
 
     from .._scaleout import Worker
 
-    worker = Worker(url, lease_seconds=args.lease, max_apps=args.max_apps, name=args.name)
+    worker = Worker(
+        url,
+        lease_seconds=args.lease,
+        max_apps=args.max_apps,
+        name=args.name,
+        tick=args.tick or None,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
