@@ -304,6 +304,7 @@ def pacing_cost(
     """One worker hosting every app, no kill: CPU per message paced (with or without the shared
     tick) or unlimited (`rate=None`)."""
     mock = MockGupshupServer(keep_messages=False)
+    mock.app = MockGupshupApp(token=mock.token, recorder=mock.recorder)  # any app id, no limit
     mock.start()
     try:
         with fresh_database(server) as url:
