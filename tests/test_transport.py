@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import aiohttp
@@ -107,8 +108,11 @@ EXPECTED_BY_FAULT: dict[str, tuple[str, bool | None, int | None]] = {
 
 
 @pytest.mark.parametrize("path", ["owned aiohttp pool", "httpx over aiohttp", "httpx default"])
-async def test_every_fault_gives_the_same_error_flag_and_event_on_every_path(path: str) -> None:
+async def test_every_fault_gives_the_same_error_flag_event_and_log_on_every_path(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """The owned path skips httpx's objects; what a caller sees must not differ (issue 14)."""
+    caplog.set_level(logging.DEBUG, logger="gupshup_async")
     assert set(EXPECTED_BY_FAULT) == FAULT_KINDS
     recipients = {kind: f"9190000{i:05d}" for i, kind in enumerate(sorted(FAULT_KINDS))}
     plan = FaultPlan(
@@ -145,6 +149,13 @@ async def test_every_fault_gives_the_same_error_flag_and_event_on_every_path(pat
             await http.aclose()
     assert seen == EXPECTED_BY_FAULT
     assert retry_afters == [7.0, 7.0, 7.0]
+    logged = [r.getMessage() for r in caplog.records if r.name == "gupshup_async"]
+    error_names = {k: None if v[0] == "SendResult" else v[0] for k, v in EXPECTED_BY_FAULT.items()}
+    assert logged == [
+        f"send attempt=1 to={to[:2]}{'*' * (len(to) - 4)}{to[-2:]} "
+        f"status={EXPECTED_BY_FAULT[kind][2]} error={error_names[kind]} retry_in=None"
+        for kind, to in recipients.items()
+    ]
     assert [(e.attempt, e.status_code, e.retry_in) for e in events] == [
         (1, EXPECTED_BY_FAULT[kind][2], None) for kind in recipients
     ]
