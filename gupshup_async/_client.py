@@ -6,18 +6,20 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from . import _partner
 from ._errors import (
     APIError,
     APITimeoutError,
+    AuthenticationError,
     GupshupError,
     UnexpectedResponseError,
     error_from_response,
@@ -44,6 +46,7 @@ from ._transport import (
 from ._version import __version__
 
 logger = logging.getLogger("gupshup_async")
+_T = TypeVar("_T")
 
 DEFAULT_BASE_URL = "https://partner.gupshup.io"
 DEFAULT_TIMEOUT = 10.0
@@ -134,6 +137,7 @@ class AsyncGupshupClient:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         allow_insecure_http: bool = False,
+        token_provider: _partner.TokenProvider | None = None,
     ) -> None:
         check_app_id(app_id)
         check_token(token)
@@ -194,6 +198,9 @@ class AsyncGupshupClient:
             policy, retry_ambiguous=retry_ambiguous or policy.retry_ambiguous
         )
         self.on_attempt = on_attempt
+        # After a 401 (which proves nothing was sent) the provider is asked once for a newer
+        # token and that one request is made again: a rotated or expired token heals itself.
+        self._token_provider = token_provider
 
     def __repr__(self) -> str:
         return f"AsyncGupshupClient(app_id={self.app_id!r}, base_url={self.base_url!r})"
@@ -254,6 +261,13 @@ class AsyncGupshupClient:
             return result
 
     async def _post_once(self, body: bytes) -> SendResult:
+        """One HTTP attempt, no retry: the building block of `send` and of the bulk sender.
+
+        With a `token_provider`, a 401 fetches a fresh token and posts once more.
+        """
+        return await self._with_fresh_token(lambda: self._post_attempt(body))
+
+    async def _post_attempt(self, body: bytes) -> SendResult:
         """One HTTP attempt, no retry, under the whole-attempt deadline and the body cap."""
         self._check_usable()
         try:
@@ -343,6 +357,65 @@ class AsyncGupshupClient:
             )
         if self.on_attempt is not None:
             self.on_attempt(AttemptEvent(attempt, mask_recipient(digits), status, error, wait))
+
+    async def upload_media(
+        self,
+        source: _partner.MediaSource,
+        mime_type: str,
+        *,
+        timeout: float = _partner.UPLOAD_TIMEOUT,
+    ) -> str:
+        """Upload a path, bytes or an http(s) URL's body; return the media id for `id=`.
+
+        Type and size are checked against Meta's limits per kind (100 MB at most) before any
+        byte is sent (`ValueError`). `timeout` bounds the whole upload, in seconds.
+        """
+        url = f"{self.base_url}/partner/app/{self.app_id}/media"
+        return await self._with_fresh_token(
+            lambda: _partner.upload_media(
+                self._http, url, self._partner_headers(), source, mime_type, timeout=timeout
+            )
+        )
+
+    async def mark_read(self, message_id: str, typing: bool = False) -> None:
+        """Mark a received message read; `typing=True` also shows the typing indicator."""
+        url = self.base_url + _partner.READ_EVENT_PATH.format(app_id=self.app_id)
+        await self._with_fresh_token(
+            lambda: _partner.mark_read(
+                self._http,
+                url,
+                self._partner_headers(),
+                message_id,
+                typing=typing,
+                timeout=self.timeout,
+            )
+        )
+
+    def _partner_headers(self) -> dict[str, str]:
+        return {"Authorization": self._headers["Authorization"], "User-Agent": USER_AGENT}
+
+    async def _with_fresh_token(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """`call()`; after a 401, once more with the provider's newer token (if it has one)."""
+        if self._token_provider is None:
+            return await call()
+        refused = self._headers["Authorization"]
+        try:
+            return await call()
+        except AuthenticationError:
+            fresh = await self._token_provider.get_token(refresh_from=refused)
+            check_token(fresh)
+            if fresh == refused:
+                raise
+        if self._headers["Authorization"] == refused:
+            self._use_token(fresh)
+        return await call()
+
+    def _use_token(self, token: str) -> None:
+        """Put `token` in both header sets: the httpx path's and the owned pool's."""
+        headers = self._headers.copy()
+        headers["Authorization"] = token
+        self._headers = headers
+        self._wire_headers = _MaskedHeaders({**self._wire_headers, "Authorization": token})
 
 
 def _parse_success(status: int, content: bytes) -> SendResult:
