@@ -345,3 +345,19 @@ def test_sigterm_finishes_what_is_in_flight_and_frees_the_apps_at_once(
     with psycopg.connect(database_url) as db:
         assert db.execute("SELECT count(worker) FROM gupshup_app_leases").fetchone() == (0,)
         assert db.execute("SELECT count(*) FROM gupshup_workers").fetchone() == (0,)
+
+
+async def test_workers_dead_for_over_an_hour_are_forgotten(database_url: str) -> None:
+    from gupshup_async.journal.leases import Leases
+    from gupshup_async.journal.postgres import PostgresStore
+
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        db = store.reader
+        await db.execute(
+            "INSERT INTO gupshup_workers VALUES ('long-dead', clock_timestamp() - interval '2 hours'), "
+            "('just-dead', clock_timestamp() - interval '1 minute')"
+        )
+        await Leases(db, "alive", lease_seconds=30).register()
+        cursor = await db.execute("SELECT name FROM gupshup_workers ORDER BY name")
+        assert await cursor.fetchall() == [("alive",), ("just-dead",)]

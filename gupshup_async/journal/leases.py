@@ -43,7 +43,11 @@ class Leases:
         self.ttl = lease_seconds * EXPIRY_FRACTION
 
     async def register(self) -> None:
-        """Say this worker is alive for one more lease period (it counts in the fair share)."""
+        """Say this worker is alive for one more lease period (it counts in the fair share);
+        forget workers dead for over an hour (every session registers under a new name)."""
+        await self.db.execute(
+            "DELETE FROM gupshup_workers WHERE expires < clock_timestamp() - interval '1 hour'"
+        )
         await self.db.execute(
             "INSERT INTO gupshup_workers (name, expires) "
             "VALUES (%s, clock_timestamp() + %s * interval '1 second') "
