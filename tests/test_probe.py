@@ -908,3 +908,47 @@ async def test_a_deflate_answer_split_in_tiny_chunks_is_read_whole() -> None:
         g.AsyncGupshupClient(APP, TOKEN, base_url=server.base_url) as client,
     ):
         assert (await client.send(TO, g.Text(body="hi"))).message_id == "gs-probe"
+
+
+# Cancellation and closing mid-call ------------------------------------------------------------
+
+
+async def test_closing_the_client_under_a_send_in_flight_is_an_ambiguous_connection_error() -> None:
+    async def slow(writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(1.0)
+        writer.write(answer(200, SUCCESS))
+        await writer.drain()
+        return True
+
+    async with ScriptServer(lambda *_: slow) as server:
+        client = g.AsyncGupshupClient(APP, TOKEN, base_url=server.base_url)
+        sending = asyncio.create_task(client.send(TO, g.Text(body="hi")))
+        await asyncio.sleep(0.3)  # the request is on the wire; the answer is 0.7 s away
+        assert server.requests == [("POST", f"/partner/app/{APP}/v3/message")]
+        await client.aclose()
+        with pytest.raises(g.APIConnectionError) as info:
+            await asyncio.wait_for(sending, GUARD)
+    assert info.value.ambiguous is True
+
+
+@pytest.mark.xfail(strict=True, reason="cancelled during to_thread(open): the file is never closed")
+async def test_cancelling_an_upload_from_a_path_leaves_no_file_open(tmp_path: Path) -> None:
+    import gc
+    import warnings
+
+    path = tmp_path / "brochure.pdf"
+    path.write_bytes(b"%PDF-1.4" + bytes(100_000))
+    async with (
+        ScriptServer(always(answer(200, {"mediaId": "m1"}))) as server,
+        g.AsyncGupshupClient(APP, TOKEN, base_url=server.base_url) as client,
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            uploading = asyncio.create_task(client.upload_media(path, "application/pdf"))
+            await asyncio.sleep(0)  # the upload is now waiting for its worker thread's open()
+            uploading.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await uploading
+            await asyncio.sleep(0.2)  # the thread's open() has returned by now
+            gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
