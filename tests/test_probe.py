@@ -952,3 +952,39 @@ async def test_cancelling_an_upload_from_a_path_leaves_no_file_open(tmp_path: Pa
             await asyncio.sleep(0.2)  # the thread's open() has returned by now
             gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+@pytest.mark.xfail(strict=True, reason="_transport.read_body inflates zlib-wrapped deflate only")
+@pytest.mark.parametrize("transport", ["default", "httpx"])
+async def test_a_success_in_raw_deflate_is_read_as_httpx_reads_it(transport: str) -> None:
+    """Many servers send 'deflate' without the zlib wrapper; httpx reads it, so must the SDK."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = packer.compress(json.dumps(SUCCESS).encode()) + packer.flush()
+    http = httpx.AsyncClient() if transport == "httpx" else None
+    try:
+        async with (
+            ScriptServer(always(answer(200, body, "Content-Encoding: deflate\r\n"))) as server,
+            g.AsyncGupshupClient(APP, TOKEN, base_url=server.base_url, http_client=http) as client,
+        ):
+            assert (await client.send(TO, g.Text(body="hi"))).message_id == "gs-probe"
+    finally:
+        if http is not None:
+            await http.aclose()
+
+
+@pytest.mark.xfail(
+    strict=True, reason="upload_media's timeout is unchecked: NaN unbounded, inf raw"
+)
+@pytest.mark.parametrize("timeout", [float("nan"), 0.0, -1.0, float("inf")])
+async def test_upload_media_refuses_a_timeout_that_cannot_bound_before_any_request(
+    timeout: float,
+) -> None:
+    async with (
+        ScriptServer(always(answer(200, {"mediaId": "m1"}))) as server,
+        g.AsyncGupshupClient(APP, TOKEN, base_url=server.base_url) as client,
+    ):
+        with pytest.raises(ValueError, match="timeout"):
+            await asyncio.wait_for(
+                client.upload_media(b"%PDF-1.4", "application/pdf", timeout=timeout), GUARD
+            )
+        assert server.requests == []
