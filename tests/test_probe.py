@@ -810,8 +810,10 @@ def test_an_sdk_switch_is_not_read_from_the_wire(body: dict[str, Any]) -> None:
         {"type": "list", "body": {"text": "B"}, "action": {"button": "Menu", "sections": SECTION, "body": "X"}},
         {"type": "cta_url", "body": {"text": "B"}, "action": {"name": "cta_url", "parameters": {"display_text": "Go", "url": "https://e.example", "header": "H"}}},
         {"type": "flow", "body": {"text": "B"}, "action": {"name": "flow", "parameters": {**FLOW_PARAMETERS, "flow_token": "t", "flow_action": "navigate", "screen": "S1"}}},
+        {"type": "catalog_message", "body": {"text": "B"}, "action": {"name": "catalog_message", "parameters": {"thumbnail_product_retailer_id": "p", "footer": "F"}}},
+        {"type": "address_message", "body": {"text": "B"}, "action": {"name": "address_message", "parameters": {"country": "IN", "body": "X"}}},
     ],
-    ids=["list-footer-in-action", "list-body-in-action", "cta-header-in-parameters", "flow-screen-outside-payload"],
+    ids=["list-footer-in-action", "list-body-in-action", "cta-header-in-parameters", "flow-screen-outside-payload", "catalog-footer-in-parameters", "address-body-in-parameters"],
 )  # fmt: skip
 def test_a_field_in_the_wrong_place_is_refused_not_moved(interactive: dict[str, Any]) -> None:
     _round_trip({"type": "interactive", "interactive": interactive})
