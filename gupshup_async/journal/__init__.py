@@ -3,6 +3,18 @@
 One interface, one backend per module: `sqlite.py` (one machine, the default).
 """
 
-from .sqlite import DUPLICATE_ERROR, FINAL_STATES, CampaignMismatchError, Journal
+from .sqlite import (
+    DUPLICATE_ERROR,
+    FINAL_STATES,
+    CampaignMismatchError,
+    Journal,
+    JournalBusyError,
+)
 
-__all__ = ["DUPLICATE_ERROR", "FINAL_STATES", "CampaignMismatchError", "Journal"]
+__all__ = [
+    "DUPLICATE_ERROR",
+    "FINAL_STATES",
+    "CampaignMismatchError",
+    "Journal",
+    "JournalBusyError",
+]
