@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gupshup_async.cli._inputs import iter_recipients
+from gupshup_async.cli._recipients_file import inspect_recipients
 from gupshup_async.mock import FaultPlan, MockGupshupServer
 
 
@@ -106,8 +106,8 @@ def test_dry_run_sends_nothing_and_needs_no_token(
         (["{to}", "--text", "x"], {"GUPSHUP_APP_ID": "a/b"}, "URL characters"),
         (["{to}", "--text", ""], {}, "at least 1 character"),
         (["{to}", "--text", "x", "--message-file", "{image}"], {}, "not allowed with"),
-        (["{binary}", "--text", "x"], {}, "not readable text"),
-        (["{to}", "--text", "x", "--rate", "0"], {}, "must be > 0"),
+        (["{binary}", "--text", "x"], {}, "not UTF-8 text"),
+        (["{to}", "--text", "x", "--rate", "0"], {}, "must be a number > 0"),
     ],
 )
 def test_bad_input_exits_2_before_any_request(
@@ -245,16 +245,16 @@ def test_sigkill_at_random_moments_then_resume_sends_each_at_most_once(tmp_path:
 def test_recipients_file_formats(tmp_path: Path) -> None:
     csv_named = tmp_path / "a.csv"
     csv_named.write_text("name,msisdn\nAna,+91 98765 43210\nBo,917000000001\n,\n")
-    assert list(iter_recipients(csv_named)) == ["+91 98765 43210", "917000000001"]
+    assert list(inspect_recipients(csv_named)) == ["+91 98765 43210", "917000000001"]
     csv_plain = tmp_path / "b.csv"
     csv_plain.write_text("919876543210,Ana\n917000000001,Bo\n")
-    assert list(iter_recipients(csv_plain)) == ["919876543210", "917000000001"]
+    assert list(inspect_recipients(csv_plain)) == ["919876543210", "917000000001"]
     csv_header = tmp_path / "c.csv"
     csv_header.write_text("mobile,name\n919876543210,Ana\n")
-    assert list(iter_recipients(csv_header)) == ["919876543210"]
+    assert list(inspect_recipients(csv_header)) == ["919876543210"]
     text = tmp_path / "d.txt"
     text.write_text("919876543210\n\n  917000000001  \n")
-    assert list(iter_recipients(text)) == ["919876543210", "917000000001"]
+    assert list(inspect_recipients(text)) == ["919876543210", "917000000001"]
 
 
 def test_mock_command_prints_its_url_and_token_serves_and_stops_on_ctrl_c() -> None:
