@@ -20,6 +20,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     PermissionDeniedError,
+    parse_error_body,
 )
 
 #: Gupshup codes about the account, not the recipient: 4001 API rate limited (stop and contact
@@ -37,9 +38,16 @@ def says_nothing_about_recipient(error: BaseException | None) -> bool:
         return not error.ambiguous
     if isinstance(error, AuthenticationError | PermissionDeniedError):
         return True
-    if isinstance(error, APIError):
-        return error.code in ACCOUNT_CODES and not error.ambiguous
-    return False
+    return account_code(error) is not None
+
+
+def account_code(error: BaseException | None) -> int | None:
+    """The Gupshup account code (4001, 1003) `error` carries, in its `code` or its body."""
+    if not isinstance(error, APIError):
+        return None
+    # A 2xx error envelope reaches us without its code parsed: read it from the body.
+    code = error.code if error.code is not None else parse_error_body(error.body)[1]
+    return code if code in ACCOUNT_CODES else None
 
 
 def refuses_credentials(error: BaseException | None) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -17,6 +16,8 @@ import pytest
 from gupshup_async.cli._recipients_file import inspect_recipients
 from gupshup_async.mock import FaultPlan, MockGupshupServer
 
+from .cli_support import campaign_command, cli_env, run, write_numbers
+
 
 @pytest.fixture
 def server() -> Iterator[MockGupshupServer]:
@@ -26,32 +27,15 @@ def server() -> Iterator[MockGupshupServer]:
     mock.stop()
 
 
-def _env(server: MockGupshupServer, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUPSHUP_")}
-    env.update(
-        GUPSHUP_APP_TOKEN=server.token,
-        GUPSHUP_APP_ID=server.app_id,
-        GUPSHUP_BASE_URL=server.base_url,
-    )
-    env.update(extra)
-    return env
-
-
-def _command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "gupshup_async", "campaign", *map(str, args)]
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+_env = cli_env
+_command = campaign_command
+_run = run
 
 
 def _numbers(
     path: Path, n: int, *, header: str | None = "phone", extra: list[str] = ()
 ) -> list[str]:  # type: ignore[assignment]
-    numbers = [f"9170{i:08d}" for i in range(n)] + list(extra)
-    lines = ([header] if header else []) + numbers
-    path.write_text("\n".join(lines) + "\n")
-    return numbers
+    return write_numbers(path, n, header=header, extra=tuple(extra))
 
 
 def test_campaign_writes_one_result_per_recipient_and_exits_0(

@@ -24,7 +24,7 @@ from pathlib import Path
 from .._bulk import BulkSender, Outcome
 from .._client import AsyncGupshupClient, encode_message
 from .._messages import Message
-from .._verdict import refuses_credentials, says_nothing_about_recipient
+from .._verdict import account_code, refuses_credentials, says_nothing_about_recipient
 from ..journal import Journal
 from ._inputs import check_journal_path, check_results_path, file_digest
 from ._latency import LatencyHistogram
@@ -221,10 +221,11 @@ async def _send_pending(
             if stop is None and refuses_credentials(error):
                 stop = Stop(credentials=True, reason=f"the API answered {error}")
             elif stop is None and in_a_row >= CHANNEL_FAILURE_LIMIT:
+                code = account_code(error)
+                why = f"Gupshup code {code}: {error}" if code is not None else str(error)
                 stop = Stop(
                     credentials=False,
-                    reason=f"the API could not be used: {in_a_row} sends in a row failed "
-                    f"without reaching it or because of the account (last: {error})",
+                    reason=f"the API could not be used ({in_a_row} sends in a row failed: {why})",
                 )
         elif outcome.status != "not_sent":
             in_a_row = 0
