@@ -25,6 +25,9 @@ def parse_faults(specs: list[str]) -> dict[str, float]:
     return rates
 
 
+_BACKLOG = 4096
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on (host, port), as uvicorn would make it; raises OSError."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -32,6 +35,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(_BACKLOG)  # connections queue from now on, before uvicorn accepts them
     except BaseException:
         sock.close()
         raise
