@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import sqlite3
@@ -256,13 +257,16 @@ def test_a_signal_while_waiting_for_a_retry_keeps_them_pending_and_resume_sends_
 # ---------------------------------------------------------------- 10.8 throttling, quietly
 
 
-def test_throttling_is_summarised_once_not_logged_per_event(tmp_path: Path) -> None:
+def test_throttling_is_shown_in_the_bar_and_summarised_once_not_logged_per_event(
+    tmp_path: Path,
+) -> None:
     to = tmp_path / "to.csv"
-    write_numbers(to, 1500)
+    write_numbers(to, 800)
     mock = MockGupshupServer(faults=FaultPlan(rates={"429": 0.02}, seed=3))
     mock.start()
     try:
-        done = run(campaign_command(to, "--text", "x", "--rate", "300"), cli_env(mock))
+        args = campaign_command(to, "--text", "x", "--rate", "300", "--progress")
+        done = run(args, cli_env(mock))
     finally:
         mock.stop()
 
@@ -270,7 +274,12 @@ def test_throttling_is_summarised_once_not_logged_per_event(tmp_path: Path) -> N
     output = (done.stdout + done.stderr).splitlines()
     mentions = [line for line in output if "throttl" in line.lower()]
     assert len(mentions) == 1, mentions
-    assert mentions[0].startswith("Throttled")
-    assert "rate cut" in mentions[0]
-    assert mock.recorder.total_accepted == 1500
+    cuts = re.fullmatch(r"Throttled.*, rate cut (\d+) time\(s\).*", mentions[0])
+    assert cuts is not None, mentions[0]
+    assert int(cuts.group(1)) >= 1
+    bar = [line for line in output if line.startswith("sending")]
+    assert bar
+    assert f"cuts {cuts.group(1)}" in bar[-1]
     assert not [line for line in output if line.startswith("warning:")]
+    assert mock.recorder.total_accepted == 800
+    assert set(mock.recorder.accepted.values()) == {1}
