@@ -104,15 +104,23 @@ def test_a_closed_port_stops_with_exit_3_leaving_everyone_pending_then_a_rerun_s
         mock.stop()
 
 
-class _AccountRefusingServer:
-    """A raw loopback HTTP server answering every request `status` with a Gupshup code."""
+def _http_answer(status: int, body: dict[str, object]) -> bytes:
+    data = json.dumps(body).encode()
+    head = (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n")  # fmt: skip
+    return head.encode() + data
 
-    def __init__(self, status: int, code: int, message: str) -> None:
-        body = json.dumps({"status": "error", "code": code, "message": message}).encode()
-        self.answer = (
-            f"HTTP/1.1 {status} Refused\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
+
+class _AccountRefusingServer:
+    """A raw loopback HTTP server answering `status` with a Gupshup code: to every request,
+    or only to the numbers in `refused` (the others are accepted)."""
+
+    def __init__(
+        self, status: int, code: int, message: str, refused: set[str] | None = None
+    ) -> None:
+        self.answer = _http_answer(status, {"status": "error", "code": code, "message": message})
+        self.refused = refused
+        self.accepted: list[str] = []
         self.requests = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -149,9 +157,13 @@ class _AccountRefusingServer:
                 length = next(
                     (int(line.split(b":")[1]) for line in head.split(b"\r\n")
                      if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
-                await reader.readexactly(length)
+                to = json.loads(await reader.readexactly(length))["to"]
                 self.requests += 1
-                writer.write(self.answer)
+                if self.refused is None or to in self.refused:
+                    writer.write(self.answer)
+                else:
+                    self.accepted.append(to)
+                    writer.write(_http_answer(200, {"messages": [{"id": f"gs-{to}"}]}))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -187,6 +199,29 @@ def test_an_account_problem_known_by_its_code_stops_with_exit_3_and_a_rerun_send
         assert set(mock.recorder.accepted.values()) == {1}
     finally:
         mock.stop()
+
+
+def test_a_few_account_failures_stay_pending_and_exit_3_at_the_end(tmp_path: Path) -> None:
+    to, journal = tmp_path / "to.csv", tmp_path / "j.sqlite3"
+    numbers = write_numbers(to, 30)
+    refused = set(numbers[5:8])  # fewer than CHANNEL_FAILURE_LIMIT: the run goes on
+    args = campaign_command(to, "--text", "x", "--journal", journal)
+    with _AccountRefusingServer(400, 1003, "Wallet balance low", refused) as wallet:
+        partly = run(args, cli_env(None, GUPSHUP_APP_ID="a", GUPSHUP_APP_TOKEN="t",
+                                   GUPSHUP_BASE_URL=wallet.base_url))  # fmt: skip
+    assert partly.returncode == 3, partly.stdout + partly.stderr
+    assert "could not be used for 3 recipient(s)" in partly.stdout
+    assert sorted(wallet.accepted) == sorted(set(numbers) - refused)
+    assert _states(journal) == {"sent": 27, "pending": 3}
+    mock = MockGupshupServer(app_id="a", token="t")
+    mock.start()
+    try:
+        rest = run(args, cli_env(mock))
+    finally:
+        mock.stop()
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert sorted(mock.recorder.accepted) == sorted(refused)
+    assert _states(journal) == {"sent": 30}
 
 
 def test_retry_failed_sends_again_what_surely_failed_never_the_ambiguous(tmp_path: Path) -> None:

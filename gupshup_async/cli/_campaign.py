@@ -116,6 +116,56 @@ class CampaignReport:
         return self.latencies.percentile(q)
 
 
+class ChannelWatch:
+    """Keeps recipients pending when their failure is about the channel, and says when to stop.
+
+    A refused token stops at once; `CHANNEL_FAILURE_LIMIT` such failures in a row stop too.
+    Any other answer (a success, a failure about the recipient) resets the run.
+    """
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+        self.kept_pending = 0
+        self.last: BaseException | None = None
+        self.stop: Stop | None = None
+
+    def judge(self, outcome: Outcome) -> Outcome:
+        """`outcome`, or the same as "not_sent" (back to pending) when about the channel."""
+        error = outcome.error
+        if outcome.status not in ("failed", "ambiguous") or not says_nothing_about_recipient(error):
+            if outcome.status != "not_sent":
+                self.in_a_row = 0
+            return outcome
+        self.in_a_row += 1
+        self.kept_pending += 1
+        self.last = error
+        if self.stop is None and refuses_credentials(error):
+            self.stop = Stop(credentials=True, reason=f"the API answered {error}")
+        elif self.stop is None and self.in_a_row >= CHANNEL_FAILURE_LIMIT:
+            self.stop = Stop(
+                credentials=False,
+                reason=f"the API could not be used ({self.in_a_row} sends in a row "
+                f"failed: {_explain(error)})",
+            )
+        # Surely not delivered, and nothing learnt about this recipient: keep it pending.
+        return dataclasses.replace(outcome, status="not_sent")
+
+    def leftover(self) -> Stop | None:
+        """After a complete run: the recipients such failures left pending, if any."""
+        if not self.kept_pending:
+            return None
+        return Stop(
+            credentials=False,
+            reason=f"the API could not be used for {self.kept_pending} recipient(s), left "
+            f"pending (last: {_explain(self.last)})",
+        )
+
+
+def _explain(error: BaseException | None) -> str:
+    code = account_code(error)
+    return f"Gupshup code {code}: {error}" if code is not None else str(error)
+
+
 def message_digest(message: Message) -> str:
     """SHA-256 of the message's wire encoding: what ties a journal to its message."""
     return hashlib.sha256(encode_message(message).encode()).hexdigest()
@@ -208,27 +258,12 @@ async def _send_pending(
     todo = before.get("pending", 0)
     done_before = sum(before.values()) - todo
     latencies = LatencyHistogram()
-    sent = finished = in_a_row = 0
-    stop: Stop | None = None
+    sent = finished = 0
+    channel = ChannelWatch()
 
     def on_result(outcome: Outcome) -> None:
-        nonlocal sent, finished, in_a_row, stop
-        error = outcome.error
-        if outcome.status in ("failed", "ambiguous") and says_nothing_about_recipient(error):
-            # Surely not delivered, and nothing learnt about this recipient: keep it pending.
-            outcome = dataclasses.replace(outcome, status="not_sent")
-            in_a_row += 1
-            if stop is None and refuses_credentials(error):
-                stop = Stop(credentials=True, reason=f"the API answered {error}")
-            elif stop is None and in_a_row >= CHANNEL_FAILURE_LIMIT:
-                code = account_code(error)
-                why = f"Gupshup code {code}: {error}" if code is not None else str(error)
-                stop = Stop(
-                    credentials=False,
-                    reason=f"the API could not be used ({in_a_row} sends in a row failed: {why})",
-                )
-        elif outcome.status != "not_sent":
-            in_a_row = 0
+        nonlocal sent, finished
+        outcome = channel.judge(outcome)
         journal.record(outcome)
         if outcome.status == "not_sent":
             return
@@ -258,7 +293,7 @@ async def _send_pending(
             outcomes = sender.outcomes(journal.pending(), options.message)
             async with contextlib.aclosing(outcomes):  # closed at once, not by the GC later
                 async for _ in outcomes:
-                    if stop is not None:
+                    if channel.stop is not None:
                         break  # closing the stream stops the run; requests in flight finish
     except asyncio.CancelledError:
         interrupted = True
@@ -277,7 +312,7 @@ async def _send_pending(
         interrupted=interrupted,
         interrupted_by=signals[0] if signals else None,
         throttling=Throttling.of(sender),
-        stop=stop,
+        stop=channel.stop or (None if interrupted else channel.leftover()),
     )
 
 
