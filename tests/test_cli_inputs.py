@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gupshup_async.cli._recipients_file import PHONE_HEADERS, header_key
 from gupshup_async.mock import MockGupshupServer
 
 from .cli_support import campaign_command, cli_env, one_error_line, run, write_numbers
@@ -282,3 +283,10 @@ def test_journal_and_results_are_readable_by_their_owner_only(
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in created} == {
         p.name: "0o600" for p in created
     }
+
+
+def test_the_readme_lists_exactly_the_header_names_taken_as_the_phone_column() -> None:
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    listed = readme.split("compared without case, spaces or punctuation: ", 1)[1]
+    listed = listed.split(". Otherwise", 1)[0]
+    assert [header_key(name) for name in listed.split(", ")] == list(PHONE_HEADERS)
