@@ -224,7 +224,6 @@ def _add_mock_parser(commands: Any) -> None:
         description="Serve the mock Gupshup v3 send endpoint until Ctrl-C; it prints the "
         "base URL and the credentials to export. Counts per recipient at "
         "GET /_mock/stats. Needs the mock extra: pip install 'gupshup-async[mock]'.",
-        epilog=f"Fault kinds for --fault: {kinds}.",
     )
     mock.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     mock.add_argument(

@@ -72,14 +72,13 @@ def header_key(name: str) -> str:
 
 @dataclass(frozen=True)
 class RecipientsFile:
-    """A checked recipients file: how to read it, and how many numbers it holds."""
+    """A checked recipients file and how to read it: delimiter, header, phone column."""
 
     path: Path
     encoding: str
     delimiter: str | None  # None: one number per line
     header: tuple[str, ...] | None
-    column: int
-    rows: int
+    column: int  # 0-based
 
     def __iter__(self) -> Iterator[str]:
         """The numbers, one at a time, never the whole file in memory."""
@@ -134,7 +133,7 @@ def inspect_recipients(
         header, index = _find_column(path, first, column)
     else:
         header = _single_column_header(path, lines[0].strip() if lines else "", column)
-    layout = RecipientsFile(path, encoding, delimiter, header, index, 0)
+    layout = RecipientsFile(path, encoding, delimiter, header, index)
     rows = 0
     sample_numbers: list[tuple[int, str]] = []
     with _open(path, encoding) as handle:
@@ -156,7 +155,7 @@ def inspect_recipients(
     if not rows:
         raise InputError(f"recipients file {path} holds no phone number")
     _check_sample(path, layout, sample_numbers, allow_invalid)
-    return RecipientsFile(path, encoding, delimiter, header, index, rows)
+    return layout
 
 
 def _check_encoding(encoding: str) -> None:
