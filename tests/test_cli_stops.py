@@ -75,14 +75,17 @@ def test_a_second_process_on_a_held_journal_exits_2_at_once_naming_the_holder(
 # ---------------------------------------------------------------- 10.2 failures about the channel
 
 
-def test_a_closed_port_stops_with_exit_3_leaving_everyone_pending_then_a_rerun_sends(
-    tmp_path: Path,
+@pytest.mark.parametrize("mistake", ["closed port", "https to a plain HTTP port"])
+def test_a_wrong_base_url_stops_with_exit_3_leaving_everyone_pending_then_a_rerun_sends(
+    tmp_path: Path, mistake: str
 ) -> None:
     to, journal, results = tmp_path / "to.csv", tmp_path / "j.sqlite3", tmp_path / "r.jsonl"
     write_numbers(to, 300)
-    closed = f"http://127.0.0.1:{_free_port()}"
     mock = MockGupshupServer()
     mock.start()
+    closed = f"http://127.0.0.1:{_free_port()}"
+    if mistake != "closed port":  # the TLS handshake fails: no request is ever written
+        closed = mock.base_url.replace("http://", "https://")
     try:
         args = campaign_command(to, "--text", "x", "--rate", "1000", "--max-retries", "0",
                                 "--journal", journal, "--results", results)  # fmt: skip
@@ -93,6 +96,7 @@ def test_a_closed_port_stops_with_exit_3_leaving_everyone_pending_then_a_rerun_s
         assert "connection failed" in wrong.stdout
         assert "not finished 300" in wrong.stdout
         assert _states(journal) == {"pending": 300}
+        assert mock.recorder.total_attempts == 0
         assert results.read_text() == ""
 
         fixed = run(args, cli_env(mock))
