@@ -4,8 +4,15 @@
 `BulkSender` fans a message out to many recipients at the account's rate.
 """
 
-from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome
+from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome, Status
 from ._client import AsyncGupshupClient, AttemptEvent, SendResult
+from ._commerce import (
+    CatalogMessage,
+    ProductItem,
+    ProductListMessage,
+    ProductMessage,
+    ProductSection,
+)
 from ._contacts import (
     Contact,
     ContactAddress,
@@ -37,13 +44,35 @@ from ._interactive import (
     ListMessage,
     ListRow,
     ListSection,
+    LocationRequest,
     ReplyButton,
     ReplyButtons,
+    UrlButton,
 )
 from ._media import Audio, Document, Image, Sticker, Video
-from ._messages import Location, Message, Reaction, Template, Text, message_from_wire
+from ._messages import Location, Message, Reaction, Text, message_from_wire, request_from_wire
+from ._partner import PartnerClient, TokenProvider
 from ._recipients import normalize_recipient
-from ._retry import RetryPolicy
+from ._retry import RetryDecision, RetryPolicy
+from ._template import (
+    ActionParameter,
+    CouponCodeParameter,
+    Currency,
+    CurrencyParameter,
+    DateTime,
+    DateTimeParameter,
+    DocumentParameter,
+    ImageParameter,
+    LocationParameter,
+    PayloadParameter,
+    Template,
+    TemplateBody,
+    TemplateButton,
+    TemplateHeader,
+    TemplateLocation,
+    TextParameter,
+    VideoParameter,
+)
 from ._version import __version__
 
 __all__ = [
@@ -51,6 +80,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "ActionParameter",
     "AddressRequest",
     "AsyncGupshupClient",
     "AttemptEvent",
@@ -61,6 +91,7 @@ __all__ = [
     "BulkResult",
     "BulkSender",
     "BulkSuccess",
+    "CatalogMessage",
     "Contact",
     "ContactAddress",
     "ContactEmail",
@@ -69,32 +100,58 @@ __all__ = [
     "ContactPhone",
     "ContactUrl",
     "Contacts",
+    "CouponCodeParameter",
+    "Currency",
+    "CurrencyParameter",
+    "DateTime",
+    "DateTimeParameter",
     "Document",
+    "DocumentParameter",
     "FlowMessage",
     "GupshupError",
     "Image",
+    "ImageParameter",
     "InvalidCredentialsError",
     "InvalidRecipientError",
     "ListMessage",
     "ListRow",
     "ListSection",
     "Location",
+    "LocationParameter",
+    "LocationRequest",
     "Message",
     "Outcome",
+    "PartnerClient",
+    "PayloadParameter",
     "PermissionDeniedError",
+    "ProductItem",
+    "ProductListMessage",
+    "ProductMessage",
+    "ProductSection",
     "RateLimitError",
     "Reaction",
     "ReplyButton",
     "ReplyButtons",
+    "RetryDecision",
     "RetryPolicy",
     "SendResult",
     "ServerError",
+    "Status",
     "Sticker",
     "Template",
+    "TemplateBody",
+    "TemplateButton",
+    "TemplateHeader",
+    "TemplateLocation",
     "Text",
+    "TextParameter",
+    "TokenProvider",
     "UnexpectedResponseError",
+    "UrlButton",
     "Video",
+    "VideoParameter",
     "__version__",
     "message_from_wire",
     "normalize_recipient",
+    "request_from_wire",
 ]

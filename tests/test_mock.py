@@ -58,7 +58,7 @@ BAD_PAYLOADS: list[tuple[str, Any, str]] = [
         _body(type="video", video={"id": "MEDIA_ID", "link": "https://example.com/v.mp4"}),
         "exactly one of id or link",
     ),
-    ("http link", _body(type="image", image={"link": "http://example.com/i.jpg"}), "https"),
+    ("ftp link", _body(type="image", image={"link": "ftp://example.com/i.jpg"}), "http(s) URL"),
     ("audio caption", _body(type="audio", audio={"id": "1", "caption": "x"}), "unknown field"),
     ("text too long", _body(type="text", text={"body": "x" * 4097}), "1-4096"),
     ("no messaging_product", {"to": TO, "type": "text", "text": {"body": "x"}}, "messaging_product"),

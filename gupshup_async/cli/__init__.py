@@ -28,7 +28,7 @@ from .._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, check_app_id, check_tok
 from .._version import __version__
 from ..journal import CampaignMismatchError, JournalBusyError
 from ._campaign import CHANNEL_FAILURE_LIMIT, CampaignOptions, Terminated, run_campaign
-from ._inputs import InputError, load_message
+from ._inputs import InputError, load_media_message, load_message
 from ._progress import ProgressDisplay
 
 EXIT_OK = 0
@@ -104,10 +104,17 @@ def _add_campaign_parser(commands: Any) -> None:
         help="a CSV (delimiter , ; tab or | sniffed; phone column found by its header) or "
         "one number per line",
     )
-    what = campaign.add_mutually_exclusive_group(required=True)
-    what.add_argument("--text", help="send a text message with this body")
+    what = campaign.add_mutually_exclusive_group()
+    what.add_argument("--text", help="send a text message with this body (with --media: caption)")
     what.add_argument(
         "--message-file", type=Path, help="JSON file with one message in the API's shape"
+    )
+    campaign.add_argument(
+        "--media",
+        type=Path,
+        default=None,
+        help="send this file (image, video, audio, document, webp sticker): uploaded once, "
+        "then every recipient gets its media id",
     )
     campaign.add_argument(
         "--column",
@@ -289,7 +296,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _campaign(args: argparse.Namespace) -> int:
     display = ProgressDisplay(enabled=args.progress)
     try:
-        message = load_message(args.text, args.message_file)
+        media_type = None
+        if args.media is not None:
+            if args.message_file is not None:
+                raise InputError(
+                    "--media goes with --text (a caption) or alone, not --message-file"
+                )
+            message, media_type = load_media_message(args.media, args.text)
+        else:
+            message = load_message(args.text, args.message_file)
         options = CampaignOptions(
             recipients=args.recipients,
             message=message,
@@ -309,6 +324,8 @@ def _campaign(args: argparse.Namespace) -> int:
             encoding=args.encoding,
             column=args.column,
             allow_invalid=args.allow_invalid,
+            media=args.media,
+            media_type=media_type,
         )
         if not args.dry_run:
             if not options.token:

@@ -42,9 +42,9 @@ class Throttling:
     def of(cls, sender: BulkSender) -> Throttling:
         """The sender's counters now."""
         return cls(
-            throttled=int(getattr(sender, "throttled", 0)),
+            throttled=sender.throttled,
             rate_cuts=sender.rate_cuts,
-            current_rate=getattr(sender, "current_rate", None),
+            current_rate=sender.current_rate,
             lowest_rate=sender.lowest_rate,
         )
 
