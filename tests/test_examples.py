@@ -56,19 +56,29 @@ async def test_starlette_app_awaits_a_send_with_one_client(monkeypatch: pytest.M
 
 README = EXAMPLES.parent / "README.md"
 
-#: What the README's fragments (blocks that do not start with an import) take as given.
+#: What the README's fragments (blocks that do not start with an import) take as given: `g`
+#: is the SDK with its clients pointed at the mock, and the names the prose defines.
 #: Whole programs get nothing: they must run exactly as written.
 FRAGMENT_CONTEXT = """\
-import contextlib, os
-import gupshup_async as g
-client = g.AsyncGupshupClient(os.environ["GUPSHUP_APP_ID"], os.environ["GUPSHUP_APP_TOKEN"],
-                              base_url=os.environ["GUPSHUP_BASE_URL"])
+import contextlib, functools, os, types
+import gupshup_async
+BASE_URL = os.environ["GUPSHUP_BASE_URL"]
+g = types.SimpleNamespace(**{name: getattr(gupshup_async, name) for name in gupshup_async.__all__})
+g.AsyncGupshupClient = functools.partial(gupshup_async.AsyncGupshupClient, base_url=BASE_URL)
+g.PartnerClient = functools.partial(gupshup_async.PartnerClient, base_url=BASE_URL)
+APP_ID, APP_TOKEN = os.environ["GUPSHUP_APP_ID"], os.environ["GUPSHUP_APP_TOKEN"]
+EMAIL, PASSWORD = "partner@example.com", "mock-password"
+TO = "919876543210"
+media_id = "MEDIA_ID"
+client = g.AsyncGupshupClient(APP_ID, APP_TOKEN)
 numbers = ["+91 98765 43210", "12"]
 huge_iterable = (f"9170{i:08d}" for i in range(50))
 def make_message(to):
     return g.Text(body="hi")
 """
 FRAGMENT_END = "\nawait client.aclose()\n"
+#: Files a fragment names, made in its working directory.
+FILES = {"brochure.pdf": b"%PDF-1.4\n%%EOF\n"}
 
 #: How a block that only defines a web app's parts is served and called.
 WEB_APP_DRIVER = """
@@ -131,7 +141,9 @@ def test_the_readme_has_python_snippets() -> None:
 @pytest.mark.parametrize(
     "source", [s for _, s in SNIPPETS], ids=[f"README line {n}" for n, _ in SNIPPETS]
 )
-def test_readme_snippet_runs_against_the_mock(source: str) -> None:
+def test_readme_snippet_runs_against_the_mock(source: str, tmp_path: Path) -> None:
+    for name, content in FILES.items():
+        (tmp_path / name).write_bytes(content)
     program = source
     if not source.lstrip().startswith(("import ", "from ")):
         program = FRAGMENT_CONTEXT + source + FRAGMENT_END
@@ -143,7 +155,7 @@ def test_readme_snippet_runs_against_the_mock(source: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUPSHUP_")}
         env.update(GUPSHUP_APP_ID=mock.app_id, GUPSHUP_APP_TOKEN=mock.token,
                    GUPSHUP_BASE_URL=mock.base_url)  # fmt: skip
-        done = subprocess.run([sys.executable, "-c", RUNNER], input=program, env=env,
+        done = subprocess.run([sys.executable, "-c", RUNNER], input=program, env=env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
         accepted = mock.recorder.total_accepted
     finally:
