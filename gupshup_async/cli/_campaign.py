@@ -26,7 +26,7 @@ from .._client import AsyncGupshupClient, encode_message
 from .._messages import Message
 from .._verdict import account_code, refuses_credentials, says_nothing_about_recipient
 from ..journal import Journal
-from ._inputs import check_journal_path, check_results_path, file_digest
+from ._inputs import check_distinct_paths, check_journal_path, check_results_path, file_digest
 from ._latency import LatencyHistogram
 from ._progress import ProgressDisplay, Throttling
 from ._recipients_file import inspect_recipients
@@ -190,6 +190,10 @@ async def run_campaign(
         encoding=options.encoding,
         column=options.column,
         allow_invalid=options.allow_invalid,
+    )
+    check_distinct_paths(
+        {"--journal": options.journal, "--results": options.results},
+        {"recipients file": options.recipients, "media file": options.media},
     )
     if options.journal is not None:
         check_journal_path(options.journal)

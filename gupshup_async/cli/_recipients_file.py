@@ -123,6 +123,12 @@ def inspect_recipients(
         raise InputError(f"recipients file {path} is a directory, not a file")
     if not path.exists():
         raise InputError(f"recipients file {path} does not exist")
+    if not path.is_file():
+        # A pipe (`/dev/stdin`, `<(...)`) would be drained by the first of the several reads.
+        raise InputError(
+            f"recipients file {path} is not a regular file (a pipe or a device): it is read "
+            "more than once; save it to a file first"
+        )
     sample = _sample(path, encoding)
     delimiter = _sniff(sample)
     header: tuple[str, ...] | None = None

@@ -77,8 +77,20 @@ def lock_path(path: Path) -> Path:
 
 
 def _hold_lock(path: Path) -> int:
-    """Take the journal's lock for this process or raise `JournalBusyError`; returns its fd."""
-    lock = lock_path(path)
+    """Take the journal's lock for this process or raise `JournalBusyError`; returns its fd.
+
+    The lock sits beside the journal's real path (symlinks resolved), so every name of one
+    file takes the same lock; a hard-linked journal is refused (its other name would take
+    another lock, and SQLite names the -wal file after the path).
+    """
+    with contextlib.suppress(FileNotFoundError):
+        links = path.stat().st_nlink
+        if links > 1:
+            raise JournalBusyError(
+                f"journal {path} has {links} hard links: another name could be in use by "
+                "another campaign process; nothing was sent: keep one name (remove the others)"
+            )
+    lock = lock_path(path.resolve())
     descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -113,7 +125,8 @@ class Journal:
         self._lock = _hold_lock(self.path)
         try:
             _create_private(self.path)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            real = self.path.resolve()  # one file, one lock, one -wal whatever its name
+            self._db = sqlite3.connect(real, isolation_level=None, check_same_thread=False)
         except BaseException:
             os.close(self._lock)
             raise

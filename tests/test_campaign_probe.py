@@ -1,0 +1,128 @@
+"""The campaign command probed as an operator who makes mistakes: one journal under two names,
+an output path that is also an input, recipients piped in. Console script in a subprocess,
+loopback mock, counts from the mock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gupshup_async.mock import FaultPlan, MockGupshupServer
+
+from .cli_support import campaign_command, cli_env, one_error_line, run, write_numbers
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockGupshupServer]:
+    mock = MockGupshupServer()
+    mock.start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counts(server: MockGupshupServer) -> None:
+    server.recorder.reset()
+
+
+def _wait_for(condition: object, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.02)
+
+
+# ---------------------------------------------------------------- one journal, two names
+
+
+@pytest.mark.parametrize("alias", ["symlink", "hard link"])
+def test_a_second_name_for_a_held_journal_is_refused_and_nobody_gets_it_twice(
+    tmp_path: Path, alias: str
+) -> None:
+    mock = MockGupshupServer(faults=FaultPlan(latency=0.2))
+    mock.start()
+    try:
+        to, journal, other = tmp_path / "to.csv", tmp_path / "j.sqlite3", tmp_path / "k.sqlite3"
+        write_numbers(to, 100)
+        first = subprocess.Popen(
+            campaign_command(to, "--text", "x", "--concurrency", "8", "--journal", journal),
+            env=cli_env(mock), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        _wait_for(lambda: mock.recorder.total_attempts >= 8)
+        if alias == "symlink":
+            other.symlink_to(journal)
+        else:
+            os.link(journal, other)
+        second = run(
+            campaign_command(to, "--text", "x", "--concurrency", "8", "--journal", other),
+            cli_env(mock),
+        )
+        first.communicate(timeout=60)
+
+        assert second.returncode == 2, second.stdout
+        assert "nothing was sent" in one_error_line(second.stderr)
+        assert first.returncode == 0
+        assert mock.recorder.total_accepted == 100
+        assert set(mock.recorder.accepted.values()) == {1}  # nobody received it twice
+    finally:
+        mock.stop()
+
+
+# ---------------------------------------------------------------- an output that is an input
+
+
+@pytest.mark.parametrize(
+    ("results", "journal", "expected"),
+    [
+        ("to.csv", None, "--results {tmp}/to.csv is the recipients file"),
+        ("./to.csv", None, "--results to.csv is the recipients file"),
+        ("j.sqlite3", "j.sqlite3", "--results {tmp}/j.sqlite3 is the journal"),
+        (None, "to.csv", "--journal {tmp}/to.csv is the recipients file"),
+    ],
+)
+def test_an_output_path_that_is_also_an_input_is_refused_before_anything_is_written(
+    server: MockGupshupServer,
+    tmp_path: Path,
+    results: str | None,
+    journal: str | None,
+    expected: str,
+) -> None:
+    to = tmp_path / "to.csv"
+    write_numbers(to, 5)
+    original = to.read_bytes()
+    argv: list[str | Path] = [to, "--text", "x"]
+    if results is not None:
+        argv += ["--results", results if results.startswith(".") else tmp_path / results]
+    if journal is not None:
+        argv += ["--journal", tmp_path / journal if results != journal else journal]
+    env = cli_env(server)
+    done = subprocess.run(campaign_command(*argv), env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+    assert done.returncode == 2, done.stdout
+    assert expected.format(tmp=tmp_path) in one_error_line(done.stderr)
+    assert to.read_bytes() == original  # the operator's list is intact
+    assert server.recorder.total_attempts == 0
+
+
+# ---------------------------------------------------------------- recipients that can be read once
+
+
+def test_recipients_from_a_pipe_are_refused_not_silently_dropped(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    numbers = write_numbers(tmp_path / "to.csv", 6_000, header=None)  # past the 64 KiB sniff
+    done = subprocess.run(
+        campaign_command("/dev/stdin", "--text", "x"),
+        input="\n".join(numbers) + "\n", env=cli_env(server), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 2, done.stdout
+    line = one_error_line(done.stderr)
+    assert "recipients file /dev/stdin is not a regular file" in line
+    assert server.recorder.total_attempts == 0
