@@ -5,6 +5,7 @@ loopback mock, counts from the mock."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -126,3 +127,41 @@ def test_recipients_from_a_pipe_are_refused_not_silently_dropped(
     line = one_error_line(done.stderr)
     assert "recipients file /dev/stdin is not a regular file" in line
     assert server.recorder.total_attempts == 0
+
+
+# ---------------------------------------------------------------- failures about the channel
+
+
+def _states(journal: Path) -> dict[str, int]:
+    with sqlite3.connect(journal) as db:
+        return dict(db.execute("SELECT state, COUNT(*) FROM recipients GROUP BY state"))
+
+
+@pytest.mark.parametrize("mistake", ["503 storm", "wrong path in the base URL"])
+def test_a_503_storm_or_a_wrong_url_path_leaves_everyone_pending_with_exit_3(
+    tmp_path: Path, mistake: str
+) -> None:
+    to, journal = tmp_path / "to.csv", tmp_path / "j.sqlite3"
+    numbers = write_numbers(to, 30)
+    args = campaign_command(to, "--text", "x", "--journal", journal, "--max-retries", "0")
+    storm = mistake == "503 storm"
+    broken = MockGupshupServer(faults=FaultPlan(rates={"503": 1.0} if storm else {}))
+    broken.start()
+    try:
+        url = broken.base_url if storm else broken.base_url + "/v3"
+        first = run(args, cli_env(broken, GUPSHUP_BASE_URL=url))
+    finally:
+        broken.stop()
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert "Campaign stopped: the API could not be used" in first.stdout
+    assert _states(journal) == {"pending": 30}  # nobody written off as "failed"
+
+    healthy = MockGupshupServer()
+    healthy.start()
+    try:
+        rerun = run(args, cli_env(healthy))
+    finally:
+        healthy.stop()
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert sorted(healthy.recorder.accepted) == sorted(numbers)
+    assert set(healthy.recorder.accepted.values()) == {1}
