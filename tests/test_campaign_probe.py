@@ -165,3 +165,69 @@ def test_a_503_storm_or_a_wrong_url_path_leaves_everyone_pending_with_exit_3(
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert sorted(healthy.recorder.accepted) == sorted(numbers)
     assert set(healthy.recorder.accepted.values()) == {1}
+
+
+# ---------------------------------------------------------------- storage that fails
+
+
+def test_a_journal_that_cannot_be_written_ends_in_one_line_not_a_traceback(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to, journal = tmp_path / "to.csv", tmp_path / "j.sqlite3"
+    write_numbers(to, 3_000)
+    # A full disk, for a user without root: files may not grow past 100 KiB.
+    limited = ["bash", "-c", 'ulimit -f 100; exec "$@"', "campaign",
+               *campaign_command(to, "--text", "x", "--journal", journal)]  # fmt: skip
+    done = run(limited, cli_env(server))
+
+    assert done.returncode == 4, done.stdout + done.stderr
+    line = one_error_line(done.stderr)
+    assert "could not be written" in line
+    assert "disk I/O error" in line
+    assert server.recorder.total_attempts == 0
+
+
+def test_a_file_that_is_not_a_journal_is_refused_in_one_line_and_left_alone(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to, other = tmp_path / "to.csv", tmp_path / "results.jsonl"
+    write_numbers(to, 5)
+    other.write_text('{"recipient": "917000000000", "success": true}\n' * 50)
+    before = other.read_bytes()
+    done = run(campaign_command(to, "--text", "x", "--journal", other), cli_env(server))
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--journal {other} is not a campaign journal" in one_error_line(done.stderr)
+    assert other.read_bytes() == before
+    assert server.recorder.total_attempts == 0
+
+
+# ---------------------------------------------------------------- --dry-run and encodings
+
+
+def test_dry_run_finds_an_unwritable_results_file(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to = tmp_path / "to.csv"
+    write_numbers(to, 5)
+    done = run(campaign_command(to, "--dry-run", "--text", "x", "--results", "/proc/r.jsonl"),
+               cli_env())  # fmt: skip
+    assert done.returncode == 2, done.stdout
+    assert "--results /proc/r.jsonl" in one_error_line(done.stderr)
+
+
+def test_a_utf16_file_is_named_as_such_and_read_whole_with_its_encoding(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to = tmp_path / "to.txt"  # Excel's "Unicode Text": UTF-16, tabs; past the 64 KiB sniff
+    rows = [f"9170{i:08d}\tName {i}" for i in range(4_000)]
+    to.write_text("Phone\tName\n" + "\n".join(rows) + "\n", encoding="utf-16")
+
+    plain = run(campaign_command(to, "--dry-run", "--text", "x"), cli_env())
+    assert plain.returncode == 2
+    assert "add --encoding utf-16" in one_error_line(plain.stderr)
+
+    done = run(campaign_command(to, "--dry-run", "--text", "x", "--encoding", "utf-16"), cli_env())
+    assert done.returncode == 0, done.stderr
+    assert "Dry run: 4000 recipient(s) read" in done.stdout
+    assert "to send      4000" in done.stdout

@@ -197,7 +197,7 @@ async def run_campaign(
     )
     if options.journal is not None:
         check_journal_path(options.journal)
-    if options.results is not None and not options.dry_run:
+    if options.results is not None:
         check_results_path(options.results)
     with contextlib.ExitStack() as stack:
         journal_path = options.journal

@@ -181,9 +181,11 @@ def _open(path: Path, encoding: str) -> TextIO:
 def _decode_problem(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
     byte = exc.object[exc.start : exc.start + 1].hex()
     name = "UTF-8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
+    hint = "if it was saved as Latin-1 or Windows-1252, add --encoding cp1252"
+    if exc.object[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        hint = 'it starts like UTF-16 (Excel\'s "Unicode Text"): add --encoding utf-16'
     return (
-        f"recipients file {path} is not {name} text (byte 0x{byte} near byte {exc.start}); "
-        "if it was saved as Latin-1 or Windows-1252, add --encoding cp1252"
+        f"recipients file {path} is not {name} text (byte 0x{byte} near byte {exc.start}); {hint}"
     )
 
 
@@ -193,12 +195,16 @@ def _sample(path: Path, encoding: str) -> str:
             data = raw.read(_SNIFF_BYTES)
     except OSError as exc:
         raise InputError(f"cannot read recipients file {path}: {exc.strerror}") from None
-    if len(data) == _SNIFF_BYTES:  # cut at the last full line: no half row, no half character
-        data = data[: data.rfind(b"\n") + 1] or data
+    whole = len(data) < _SNIFF_BYTES
     try:
-        return data.decode(encoding)
+        # Incremental: a character cut at the end of the sample (UTF-16's "\n" is 2 bytes)
+        # waits for bytes that never come instead of failing.
+        text = codecs.getincrementaldecoder(encoding)().decode(data, final=whole)
     except UnicodeDecodeError as exc:
         raise InputError(_decode_problem(path, encoding, exc)) from None
+    if not whole:  # cut at the last full line: no half row
+        text = text[: text.rfind("\n") + 1] or text
+    return text
 
 
 def _sniff(sample: str) -> str | None:

@@ -130,7 +130,17 @@ class Journal:
         except BaseException:
             os.close(self._lock)
             raise
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:  # the operator's other file: leave it as it is
+            self._db.close()
+            os.close(self._lock)
+            if "not a database" not in str(exc):
+                raise
+            raise CampaignMismatchError(
+                f"--journal {path} is not a campaign journal (not an SQLite file); "
+                "give a new file name or the journal of this campaign"
+            ) from None
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._sending: list[int] = []
