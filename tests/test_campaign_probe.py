@@ -4,9 +4,12 @@ loopback mock, counts from the mock."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +234,36 @@ def test_a_utf16_file_is_named_as_such_and_read_whole_with_its_encoding(
     assert done.returncode == 0, done.stderr
     assert "Dry run: 4000 recipient(s) read" in done.stdout
     assert "to send      4000" in done.stdout
+
+
+# ---------------------------------------------------------------- an API that never answers
+
+
+def test_a_server_that_never_answers_stops_the_campaign_instead_of_making_everyone_ambiguous(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to, journal = tmp_path / "to.csv", tmp_path / "j.sqlite3"
+    write_numbers(to, 200)
+    held: list[socket.socket] = []
+    with socket.socket() as silent:  # takes every request, answers none (a wedged proxy)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(256)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(silent.accept()[0])
+
+        threading.Thread(target=accept, daemon=True).start()
+        args = campaign_command(to, "--text", "x", "--journal", journal, "--timeout", "0.3",
+                                "--concurrency", "4")  # fmt: skip
+        done = run(args, cli_env(server, GUPSHUP_BASE_URL=url))
+    for connection in held:
+        connection.close()
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "Campaign stopped: the API could not be used (20 sends in a row" in done.stdout
+    states = _states(journal)
+    assert 20 <= states["ambiguous"] <= 20 + 4  # what was on the wire may have gone out
+    assert states["pending"] == 200 - states["ambiguous"]  # the rest waits for a rerun
