@@ -267,3 +267,18 @@ def test_a_server_that_never_answers_stops_the_campaign_instead_of_making_everyo
     states = _states(journal)
     assert 20 <= states["ambiguous"] <= 20 + 4  # what was on the wire may have gone out
     assert states["pending"] == 200 - states["ambiguous"]  # the rest waits for a rerun
+
+
+# ---------------------------------------------------------------- spreadsheet text markers
+
+
+def test_excel_text_markers_around_a_number_are_dropped_not_counted_invalid(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to = tmp_path / "to.csv"  # '... and ="..." are how spreadsheets keep a number as text
+    to.write_text('name,phone\nA,\'919876543210\nB,"=""919876543211"""\nC,+91 98765 43212\n')
+    done = run(campaign_command(to, "--text", "x"), cli_env(server))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(server.recorder.accepted) == ["919876543210", "919876543211", "919876543212"]
+    assert "invalid      0" in done.stdout

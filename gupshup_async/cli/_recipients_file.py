@@ -65,6 +65,16 @@ _SNIFF_BYTES = 64 * 1024
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 
 
+def unmark(cell: str) -> str:
+    """A cell without the marks spreadsheets keep a number as text with: `'919...`, `="919..."`."""
+    cell = cell.strip()
+    if cell.startswith("'"):
+        return cell[1:].strip()
+    if len(cell) > 3 and cell.startswith('="') and cell.endswith('"'):
+        return cell[2:-1].strip()
+    return cell
+
+
 def header_key(name: str) -> str:
     """A header name compared without case, spaces or punctuation: "Mobile No." -> "mobileno"."""
     return "".join(c for c in name.casefold() if c.isalnum())
@@ -93,14 +103,14 @@ class RecipientsFile:
         if self.delimiter is None:
             for line_number, line in enumerate(handle, start=1):
                 if line.strip() and not (self.header is not None and line_number == 1):
-                    yield line_number, line.strip()
+                    yield line_number, unmark(line)
             return
         rows = csv.reader(handle, delimiter=self.delimiter)
         for row in rows:
             if self.header is not None and rows.line_num == 1:
                 continue
             if len(row) > self.column and row[self.column].strip():
-                yield rows.line_num, row[self.column].strip()
+                yield rows.line_num, unmark(row[self.column])
 
     def describe(self) -> str:
         """One line for the operator: which column is read, as what."""
@@ -280,7 +290,7 @@ def _check_sample(
 
 def _is_number(cell: str) -> bool:
     try:
-        normalize_recipient(cell.strip())
+        normalize_recipient(unmark(cell))
     except ValueError:
         return False
     return True
