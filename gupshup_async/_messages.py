@@ -175,6 +175,8 @@ def message_from_wire(data: Mapping[str, Any]) -> Message:
     kind = data.get("type")
     if kind is None:
         raise ValueError('missing \'type\' (e.g. "type": "text")')
+    if not isinstance(kind, str):
+        raise ValueError(f'type must be a string such as "text", got {type(kind).__name__}')
     extra = set(data) - {"type", str(kind)} - _ENVELOPE
     if extra:
         raise ValueError(f"unexpected top-level field(s): {', '.join(sorted(map(str, extra)))}")
