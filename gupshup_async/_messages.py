@@ -30,7 +30,14 @@ from ._interactive import (
     interactive_from_wire,
 )
 from ._media import Audio, Document, Image, Sticker, Video
-from ._message_base import Emoji, MessageModel, NonEmpty, TextBody, strict_keys
+from ._message_base import (
+    Emoji,
+    MessageModel,
+    NonEmpty,
+    TextBody,
+    refuse_sdk_switches,
+    strict_keys,
+)
 from ._recipients import normalize_recipient
 from ._template import Template
 
@@ -188,7 +195,8 @@ def message_from_wire(data: Mapping[str, Any]) -> Message:
     if kind == "contacts":
         return Contacts.model_validate({"contacts": part})
     if kind in _SIMPLE:
-        return cast(Message, _SIMPLE[str(kind)].model_validate(part))
+        model = _SIMPLE[kind]
+        return cast(Message, model.model_validate(refuse_sdk_switches(model, part, kind)))
     if kind == "template":
         return _template_from_wire(part)
     if kind == "interactive":

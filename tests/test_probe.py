@@ -789,7 +789,6 @@ SECTION = [{"title": "S", "rows": [{"id": "1", "title": "One"}]}]
 FLOW_PARAMETERS = {"flow_message_version": "3", "flow_id": "1", "flow_cta": "Go"}
 
 
-@pytest.mark.xfail(strict=True, reason="SDK-only switches read from the wire and dropped on send")
 @pytest.mark.parametrize(
     "body",
     [
@@ -803,7 +802,6 @@ def test_an_sdk_switch_is_not_read_from_the_wire(body: dict[str, Any]) -> None:
     _round_trip(body)
 
 
-@pytest.mark.xfail(strict=True, reason="_from_action merges action keys over the envelope's")
 @pytest.mark.parametrize(
     "interactive",
     [
@@ -820,7 +818,6 @@ def test_a_field_in_the_wrong_place_is_refused_not_moved(interactive: dict[str, 
     _round_trip({"type": "interactive", "interactive": interactive})
 
 
-@pytest.mark.xfail(strict=True, reason="flow_token/flow_action defaults are added on the way back")
 def test_a_flow_without_token_and_action_is_sent_back_as_read() -> None:
     interactive = {
         "type": "flow",
