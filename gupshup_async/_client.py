@@ -30,7 +30,7 @@ from ._message_base import MessageModel
 from ._messages import Message
 from ._recipients import mask_recipient, normalize_recipient
 from ._retry import DEFAULT_MAX_RETRIES, RetryPolicy, parse_retry_after
-from ._settings import Secret, check_base_url, check_reply_to, check_timeout
+from ._settings import Secret, check_base_url, check_reply_to, check_timeout, checked_token
 from ._settings import check_app_id as check_app_id  # the CLI checks credentials from here
 from ._settings import check_token as check_token
 from ._transport import (
@@ -415,22 +415,14 @@ class AsyncGupshupClient:
         assert self._token_provider is not None
         try:
             async with deadline(self.timeout):
-                fresh = Secret(await self._token_provider.get_token(refresh_from=refused))
-            check_token(fresh)
-        except InvalidCredentialsError as exc:
-            raise _InvalidProviderTokenError(
-                f"the token was refused and the token provider's new one cannot be right: {exc}",
-                status_code=error.status_code,
-                code=error.code,
-                body=error.body,
-            ) from exc
+                fresh = checked_token(await self._token_provider.get_token(refresh_from=refused))
         except Exception as exc:
-            why = (
-                f"gave no token within {self.timeout:g} s"
-                if isinstance(exc, TimeoutError)
-                else (f"failed ({type(exc).__name__})")
-            )
-            raise AuthenticationError(
+            cls, why = AuthenticationError, f"failed ({type(exc).__name__})"
+            if isinstance(exc, InvalidCredentialsError):
+                cls, why = _InvalidProviderTokenError, f"gave one that cannot be right ({exc})"
+            elif isinstance(exc, TimeoutError):
+                why = f"gave no token within {self.timeout:g} s"
+            raise cls(
                 f"the token was refused and the token provider {why}: nothing was sent",
                 status_code=error.status_code,
                 code=error.code,

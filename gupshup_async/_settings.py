@@ -62,6 +62,14 @@ def check_token(token: str) -> None:
         )
 
 
+def checked_token(token: object) -> Secret:
+    """`token` checked as `check_token` does, and held as a `Secret` (no frame keeps it bare)."""
+    secret = Secret(token) if isinstance(token, str) else token
+    del token
+    check_token(secret)  # type: ignore[arg-type]  # it refuses a non-string itself
+    return secret  # type: ignore[return-value]
+
+
 def check_base_url(base_url: str, *, allow_insecure_http: bool = False) -> None:
     """Refuse a base URL that cannot work, or that would send the token in clear text.
 
