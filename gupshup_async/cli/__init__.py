@@ -1,4 +1,4 @@
-"""The `gupshup-async` console script: `campaign`, `demo` and `mock`.
+"""The `gupshup-async` console script: `campaign`, `worker`, `report`, `demo` and `mock`.
 
 Exit status: 0 when every recipient has a final result (failures are listed, not fatal),
 1 when the API refused the credentials (401/403) and the rest was left pending to resume,
@@ -22,6 +22,7 @@ from ..journal import CampaignMismatchError
 from ._campaign import CampaignOptions, run_campaign
 from ._inputs import InputError, load_media_message, load_message
 from ._progress import ProgressDisplay
+from ._worker import add_worker_parser, enqueue, is_postgres_url, report_postgres, run_worker
 
 EXIT_OK = 0
 EXIT_STOPPED = 1
@@ -117,7 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for each answer (default 10)",
     )
     campaign.add_argument(
-        "--journal", type=Path, default=None, help="SQLite journal: makes the run resumable"
+        "--journal",
+        default=None,
+        help="SQLite journal file (makes the run resumable), or a postgresql:// URL with --enqueue",
+    )
+    campaign.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="store the campaign in Postgres for `gupshup-async worker` and return",
+    )
+    campaign.add_argument(
+        "--token-env",
+        default=None,
+        metavar="VAR",
+        help=f"with --enqueue: the variable workers read the token from (default {TOKEN_ENV})",
     )
     campaign.add_argument(
         "--results", type=Path, default=None, help="write one JSON line per recipient here"
@@ -136,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="force the progress bar on or off",
     )
+
+    add_worker_parser(commands)
+    report = commands.add_parser("report", help="counts of a campaign journal")
+    report.add_argument("journal", metavar="JOURNAL", help="a postgresql:// URL")
+    report.add_argument("--campaign", type=int, default=None, help="only this campaign")
+    report.add_argument("--json", action="store_true", help="one JSON object")
 
     demo = commands.add_parser("demo", help="a 5 000-recipient campaign against the embedded mock")
     demo.add_argument(
@@ -186,6 +206,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._demo import run_demo
 
         return run_demo(args)
+    if args.command == "worker":
+        return run_worker(args)
+    if args.command == "report":
+        if is_postgres_url(args.journal):
+            return report_postgres(args.journal, args.campaign, args.json)
+        print("gupshup-async: error: report reads a postgresql:// URL", file=sys.stderr)
+        return EXIT_USAGE
+    if args.enqueue:
+        return enqueue(
+            args,
+            app_id=args.app_id or os.environ.get(APP_ID_ENV),
+            base_url=args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
+        )
     return _campaign(args)
 
 
@@ -212,13 +245,18 @@ def _campaign(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             timeout=args.timeout,
             max_retries=args.max_retries,
-            journal=args.journal,
+            journal=Path(args.journal) if args.journal else None,
             results=args.results,
             dry_run=args.dry_run,
             resend_ambiguous=args.resend_ambiguous,
             media=args.media,
             media_type=media_type,
         )
+        if is_postgres_url(args.journal):
+            raise InputError(
+                "a Postgres journal is run by workers: add --enqueue, then run "
+                "`gupshup-async worker`"
+            )
         if not options.recipients.is_file():
             raise InputError(f"recipients file {options.recipients} does not exist")
         if not args.dry_run:
