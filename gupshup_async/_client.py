@@ -271,8 +271,7 @@ class AsyncGupshupClient:
 
     async def _post_attempt(self, body: bytes) -> SendResult:
         """One HTTP attempt, no retry, under the whole-attempt deadline and the body cap."""
-        timed_out = f"no complete answer within {self.timeout:g} s: the message may have been sent"
-        async with bounded(self.timeout, APITimeoutError(timed_out, ambiguous=True)):
+        async with bounded(self.timeout, self._timed_out):
             status, headers, content, problem = await self._exchange(body)
         text = decode_text(content, headers.get("content-type"))
         if 200 <= status < 300:
@@ -316,6 +315,12 @@ class AsyncGupshupClient:
         finally:
             await response.aclose()
         return response.status_code, response.headers, content, problem
+
+    def _timed_out(self) -> APITimeoutError:
+        return APITimeoutError(
+            f"no complete answer within {self.timeout:g} s: the message may have been sent",
+            ambiguous=True,
+        )
 
     def _check_usable(self) -> None:
         if self._closed or self._http.is_closed:

@@ -135,8 +135,8 @@ async def _download(
     http: httpx.AsyncClient, source: str, spool: IO[bytes], limit: int, timeout: float
 ) -> None:
     """Fetch `source` into `spool` within `timeout`; a slow URL is bad input (nothing sent)."""
-    timed_out = ValueError(f"source: the media URL did not arrive within {timeout:g} s")
-    async with bounded(timeout, timed_out):
+    timed_out = f"source: the media URL did not arrive within {timeout:g} s"
+    async with bounded(timeout, lambda: ValueError(timed_out)):
         await _fetch(http, source, spool, limit, timeout)
 
 

@@ -49,7 +49,7 @@ async def exchange(
     """
     built = http.build_request(method, url, timeout=timeout, **request)
     timed_out = f"no complete answer within {timeout:g} s from {built.url.path}"
-    async with bounded(timeout, APITimeoutError(timed_out, ambiguous=True)):
+    async with bounded(timeout, lambda: APITimeoutError(timed_out, ambiguous=True)):
         response = await http.send(built, stream=True)
         try:
             body = await read_body(response, limit)

@@ -20,7 +20,7 @@ import codecs
 import contextlib
 import sys
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import NamedTuple
 
@@ -129,14 +129,15 @@ class bounded:  # noqa: N801 - used as `async with bounded(...)`, like `deadline
 
     The rule of every call to the API (send, partner calls, a media URL): a transport error,
     httpx's or aiohttp's, leaves as `classify_transport_error` says; the deadline leaves as
-    `timed_out` (an ambiguous `APITimeoutError` once the request may have been written);
+    `timed_out()` (an ambiguous `APITimeoutError` once the request may have been written;
+    built only then, so the common path allocates no error);
     either way the frames that held the request headers (the token) are dropped, and no
     frame of this one keeps the original error (its repr holds the headers) as a local.
     """
 
     __slots__ = ("_deadline", "_timed_out")
 
-    def __init__(self, seconds: float, timed_out: Exception) -> None:
+    def __init__(self, seconds: float, timed_out: Callable[[], Exception]) -> None:
         self._deadline = deadline(seconds)
         self._timed_out = timed_out
 
@@ -156,14 +157,14 @@ class bounded:  # noqa: N801 - used as `async with bounded(...)`, like `deadline
             await self._deadline.__aexit__(exc_type, exc, tb)
         except TimeoutError as expired:
             forget_frames(expired)
-            raise self._timed_out from None
+            raise self._timed_out() from None
         if exc is None:
             return
         error: Exception
         if isinstance(exc, httpx.TransportError | aiohttp.ClientError):
             error = classify_transport_error(exc)
         elif isinstance(exc, TimeoutError):
-            error = self._timed_out
+            error = self._timed_out()
         else:
             return
         forget_frames(exc)
