@@ -7,7 +7,10 @@ that recipient is done. Others are about the channel and say nothing about the r
   provably never reached the server);
 - the credentials: 401, 403;
 - the account: Gupshup code 4001 "API rate limited" and 1003 "wallet balance low", known by the
-  `code` in the body whatever the HTTP status.
+  `code` in the body whatever the HTTP status;
+- the endpoint: 404 or 405 (a wrong path in the base URL answers every recipient alike);
+- the server: 503 once its retries ran out (the message was not taken; a 503 storm would
+  otherwise write the whole campaign off as failed).
 
 Such a failure must never make a recipient final: the same recipient would very likely be
 accepted once the channel works again, and it surely was not delivered.
@@ -23,6 +26,9 @@ from ._errors import (
     parse_error_body,
 )
 
+#: Statuses that say the request never reached a send endpoint able to take it.
+CHANNEL_STATUSES = frozenset({404, 405, 503})
+
 #: Gupshup codes about the account, not the recipient: 4001 API rate limited (stop and contact
 #: Gupshup), 1003 wallet balance low.
 ACCOUNT_CODES = frozenset({4001, 1003})
@@ -37,6 +43,12 @@ def says_nothing_about_recipient(error: BaseException | None) -> bool:
     if isinstance(error, APIConnectionError):
         return not error.ambiguous
     if isinstance(error, AuthenticationError | PermissionDeniedError):
+        return True
+    if (
+        isinstance(error, APIError)
+        and error.status_code in CHANNEL_STATUSES
+        and not error.ambiguous
+    ):
         return True
     return account_code(error) is not None
 

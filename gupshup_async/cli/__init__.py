@@ -6,6 +6,8 @@ Exit status:
   2    bad usage or unusable input, or the journal is held by another process; nothing sent
   3    the API could not be used (connection refused, DNS, TLS, wallet low, "API rate
        limited": CHANNEL_FAILURE_LIMIT failures in a row); the rest is pending: run again
+  4    the journal or the results file could not be written (disk full, I/O error): sending
+       stopped; what may have gone out is recorded so; free space and run the same command
   130  interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM; run the same command to resume
 The token comes from the environment only (`GUPSHUP_APP_TOKEN`): flags leak into shell
 history and `ps`.
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,6 +39,7 @@ EXIT_OK = 0
 EXIT_STOPPED = 1
 EXIT_USAGE = 2
 EXIT_API_UNUSABLE = 3
+EXIT_STORAGE = 4
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
@@ -79,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gupshup-async",
         description="Send WhatsApp campaigns through Gupshup's v3 API.",
         epilog="Exit status: 0 done, 1 credentials refused, 2 bad input or journal in use, "
-        "3 API unusable, 130 Ctrl-C, 143 SIGTERM.",
+        "3 API unusable, 4 journal or results not writable, 130 Ctrl-C, 143 SIGTERM.",
     )
     parser.add_argument("--version", action="version", version=f"gupshup-async {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -387,6 +391,14 @@ def run_and_report(options: CampaignOptions, display: ProgressDisplay) -> int:
     except (KeyboardInterrupt, Terminated) as stop:  # outside sending: loading resumes too
         display.print("Stopped before the end; run the same command again to resume.")
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+    except (sqlite3.Error, OSError) as problem:  # a full disk: each send was marked before it
+        print(
+            f"gupshup-async: error: the journal or the results file could not be written "
+            f"({problem}); sending stopped, what may have gone out is kept as such: free "
+            "space and run the same command again",
+            file=sys.stderr,
+        )
+        return EXIT_STORAGE
     display.summary(report)
     if report.interrupted:
         return EXIT_TERMINATED if report.interrupted_by == signal.SIGTERM else EXIT_INTERRUPTED

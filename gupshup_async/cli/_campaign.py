@@ -26,7 +26,7 @@ from .._client import AsyncGupshupClient, encode_message
 from .._messages import Message
 from .._verdict import account_code, refuses_credentials, says_nothing_about_recipient
 from ..journal import Journal
-from ._inputs import check_journal_path, check_results_path, file_digest
+from ._inputs import check_distinct_paths, check_journal_path, check_results_path, file_digest
 from ._latency import LatencyHistogram
 from ._progress import ProgressDisplay, Throttling
 from ._recipients_file import inspect_recipients
@@ -132,25 +132,37 @@ class ChannelWatch:
         self.stop: Stop | None = None
 
     def judge(self, outcome: Outcome) -> Outcome:
-        """`outcome`, or the same as "not_sent" (back to pending) when about the channel."""
+        """`outcome`, or the same as "not_sent" (back to pending) when about the channel.
+
+        An ambiguous outcome stays ambiguous (it may have gone out) but counts in the run: a
+        server that takes requests and never answers (or a `--timeout` too short for it)
+        would otherwise make every recipient ambiguous.
+        """
         error = outcome.error
-        if outcome.status not in ("failed", "ambiguous") or not says_nothing_about_recipient(error):
+        about_channel = says_nothing_about_recipient(error)
+        if outcome.status == "ambiguous" and not about_channel:
+            self._count(error)
+            return outcome
+        if outcome.status not in ("failed", "ambiguous") or not about_channel:
             if outcome.status != "not_sent":
                 self.in_a_row = 0
             return outcome
-        self.in_a_row += 1
-        self.kept_pending += 1
-        self.last = error
         if self.stop is None and refuses_credentials(error):
             self.stop = Stop(credentials=True, reason=f"the API answered {error}")
-        elif self.stop is None and self.in_a_row >= CHANNEL_FAILURE_LIMIT:
+        self._count(error)
+        self.kept_pending += 1
+        # Surely not delivered, and nothing learnt about this recipient: keep it pending.
+        return dataclasses.replace(outcome, status="not_sent")
+
+    def _count(self, error: BaseException | None) -> None:
+        self.in_a_row += 1
+        self.last = error
+        if self.stop is None and self.in_a_row >= CHANNEL_FAILURE_LIMIT:
             self.stop = Stop(
                 credentials=False,
                 reason=f"the API could not be used ({self.in_a_row} sends in a row "
                 f"failed: {_explain(error)})",
             )
-        # Surely not delivered, and nothing learnt about this recipient: keep it pending.
-        return dataclasses.replace(outcome, status="not_sent")
 
     def leftover(self) -> Stop | None:
         """After a complete run: the recipients such failures left pending, if any."""
@@ -191,9 +203,13 @@ async def run_campaign(
         column=options.column,
         allow_invalid=options.allow_invalid,
     )
+    check_distinct_paths(
+        {"--journal": options.journal, "--results": options.results},
+        {"recipients file": options.recipients, "media file": options.media},
+    )
     if options.journal is not None:
         check_journal_path(options.journal)
-    if options.results is not None and not options.dry_run:
+    if options.results is not None:
         check_results_path(options.results)
     with contextlib.ExitStack() as stack:
         journal_path = options.journal

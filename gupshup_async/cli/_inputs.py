@@ -186,6 +186,29 @@ def check_results_path(path: Path) -> None:
     probe.unlink()
 
 
+def check_distinct_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
+    """No output may be an input or another output, whatever its spelling (./x, symlink, link).
+
+    Written at the end (`--results` replaces its file), the recipients file or the journal
+    would be lost; a journal opened on the recipients file is not a journal.
+    """
+    seen = {name: path for name, path in inputs.items() if path is not None}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        for name, other in seen.items():
+            if _same_file(path, other):
+                raise InputError(f"{flag} {path} is the {name}; give it a file of its own")
+        seen[flag.lstrip("-")] = path
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # one does not exist yet: compare where they would be
+        return one.resolve() == other.resolve()
+
+
 def _check_directory(flag: str, path: Path) -> None:
     directory = path.parent
     if not directory.is_dir():

@@ -65,6 +65,16 @@ _SNIFF_BYTES = 64 * 1024
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 
 
+def unmark(cell: str) -> str:
+    """A cell without the marks spreadsheets keep a number as text with: `'919...`, `="919..."`."""
+    cell = cell.strip()
+    if cell.startswith("'"):
+        return cell[1:].strip()
+    if len(cell) > 3 and cell.startswith('="') and cell.endswith('"'):
+        return cell[2:-1].strip()
+    return cell
+
+
 def header_key(name: str) -> str:
     """A header name compared without case, spaces or punctuation: "Mobile No." -> "mobileno"."""
     return "".join(c for c in name.casefold() if c.isalnum())
@@ -93,14 +103,14 @@ class RecipientsFile:
         if self.delimiter is None:
             for line_number, line in enumerate(handle, start=1):
                 if line.strip() and not (self.header is not None and line_number == 1):
-                    yield line_number, line.strip()
+                    yield line_number, unmark(line)
             return
         rows = csv.reader(handle, delimiter=self.delimiter)
         for row in rows:
             if self.header is not None and rows.line_num == 1:
                 continue
             if len(row) > self.column and row[self.column].strip():
-                yield rows.line_num, row[self.column].strip()
+                yield rows.line_num, unmark(row[self.column])
 
     def describe(self) -> str:
         """One line for the operator: which column is read, as what."""
@@ -123,6 +133,12 @@ def inspect_recipients(
         raise InputError(f"recipients file {path} is a directory, not a file")
     if not path.exists():
         raise InputError(f"recipients file {path} does not exist")
+    if not path.is_file():
+        # A pipe (`/dev/stdin`, `<(...)`) would be drained by the first of the several reads.
+        raise InputError(
+            f"recipients file {path} is not a regular file (a pipe or a device): it is read "
+            "more than once; save it to a file first"
+        )
     sample = _sample(path, encoding)
     delimiter = _sniff(sample)
     header: tuple[str, ...] | None = None
@@ -175,9 +191,11 @@ def _open(path: Path, encoding: str) -> TextIO:
 def _decode_problem(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
     byte = exc.object[exc.start : exc.start + 1].hex()
     name = "UTF-8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
+    hint = "if it was saved as Latin-1 or Windows-1252, add --encoding cp1252"
+    if exc.object[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        hint = 'it starts like UTF-16 (Excel\'s "Unicode Text"): add --encoding utf-16'
     return (
-        f"recipients file {path} is not {name} text (byte 0x{byte} near byte {exc.start}); "
-        "if it was saved as Latin-1 or Windows-1252, add --encoding cp1252"
+        f"recipients file {path} is not {name} text (byte 0x{byte} near byte {exc.start}); {hint}"
     )
 
 
@@ -187,12 +205,16 @@ def _sample(path: Path, encoding: str) -> str:
             data = raw.read(_SNIFF_BYTES)
     except OSError as exc:
         raise InputError(f"cannot read recipients file {path}: {exc.strerror}") from None
-    if len(data) == _SNIFF_BYTES:  # cut at the last full line: no half row, no half character
-        data = data[: data.rfind(b"\n") + 1] or data
+    whole = len(data) < _SNIFF_BYTES
     try:
-        return data.decode(encoding)
+        # Incremental: a character cut at the end of the sample (UTF-16's "\n" is 2 bytes)
+        # waits for bytes that never come instead of failing.
+        text = codecs.getincrementaldecoder(encoding)().decode(data, final=whole)
     except UnicodeDecodeError as exc:
         raise InputError(_decode_problem(path, encoding, exc)) from None
+    if not whole:  # cut at the last full line: no half row
+        text = text[: text.rfind("\n") + 1] or text
+    return text
 
 
 def _sniff(sample: str) -> str | None:
@@ -268,7 +290,7 @@ def _check_sample(
 
 def _is_number(cell: str) -> bool:
     try:
-        normalize_recipient(cell.strip())
+        normalize_recipient(unmark(cell))
     except ValueError:
         return False
     return True

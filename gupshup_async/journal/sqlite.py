@@ -77,8 +77,20 @@ def lock_path(path: Path) -> Path:
 
 
 def _hold_lock(path: Path) -> int:
-    """Take the journal's lock for this process or raise `JournalBusyError`; returns its fd."""
-    lock = lock_path(path)
+    """Take the journal's lock for this process or raise `JournalBusyError`; returns its fd.
+
+    The lock sits beside the journal's real path (symlinks resolved), so every name of one
+    file takes the same lock; a hard-linked journal is refused (its other name would take
+    another lock, and SQLite names the -wal file after the path).
+    """
+    with contextlib.suppress(FileNotFoundError):
+        links = path.stat().st_nlink
+        if links > 1:
+            raise JournalBusyError(
+                f"journal {path} has {links} hard links: another name could be in use by "
+                "another campaign process; nothing was sent: keep one name (remove the others)"
+            )
+    lock = lock_path(path.resolve())
     descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -113,11 +125,22 @@ class Journal:
         self._lock = _hold_lock(self.path)
         try:
             _create_private(self.path)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            real = self.path.resolve()  # one file, one lock, one -wal whatever its name
+            self._db = sqlite3.connect(real, isolation_level=None, check_same_thread=False)
         except BaseException:
             os.close(self._lock)
             raise
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:  # the operator's other file: leave it as it is
+            self._db.close()
+            os.close(self._lock)
+            if "not a database" not in str(exc):
+                raise
+            raise CampaignMismatchError(
+                f"--journal {path} is not a campaign journal (not an SQLite file); "
+                "give a new file name or the journal of this campaign"
+            ) from None
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._sending: list[int] = []
