@@ -10,7 +10,10 @@ that recipient is done. Others are about the channel and say nothing about the r
   `code` in the body whatever the HTTP status;
 - the endpoint: 404 or 405 (a wrong path in the base URL answers every recipient alike);
 - the server: 503 once its retries ran out (the message was not taken; a 503 storm would
-  otherwise write the whole campaign off as failed).
+  otherwise write the whole campaign off as failed);
+- the account's rate: 429 and the rate codes 4, 80007, 130429 once their retries ran out (the
+  account is throttled, the recipient is not at fault). The pair-rate error 131056 is about
+  that one recipient and stays final.
 
 Such a failure must never make a recipient final: the same recipient would very likely be
 accepted once the channel works again, and it surely was not delivered.
@@ -23,6 +26,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     PermissionDeniedError,
+    is_rate_throttling,
     parse_error_body,
 )
 
@@ -49,6 +53,8 @@ def says_nothing_about_recipient(error: BaseException | None) -> bool:
         and error.status_code in CHANNEL_STATUSES
         and not error.ambiguous
     ):
+        return True
+    if isinstance(error, APIError) and is_rate_throttling(error):
         return True
     return account_code(error) is not None
 

@@ -38,7 +38,13 @@ def _answer(status: int, code: int | None = None, message: str = "x") -> APIErro
         (_answer(200, 4001), True),
         (_answer(400, 1002, "Number does not exist on WhatsApp"), False),  # about the number
         (_answer(400), False),
-        (_answer(429), False),
+        (_answer(429), True),  # the account's rate, once retries ran out
+        (_answer(400, 130429), True),
+        (_answer(400, 131056, "pair rate"), False),  # this one recipient, messaged too often
+        (_answer(404), True),  # a wrong path in the base URL
+        (_answer(405), True),
+        (_answer(503), True),
+        (_answer(502), False),  # ambiguous: may have been delivered
         (_answer(504), False),
         (None, False),
         (ValueError("bad number"), False),
