@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,7 +26,7 @@ from aiolimiter import AsyncLimiter
 from ._bulk import BulkSender, Outcome
 from ._client import AsyncGupshupClient
 from ._errors import AuthenticationError, GupshupError, PermissionDeniedError
-from ._messages import message_from_wire
+from ._messages import Message, message_from_wire
 from ._metronome import DEFAULT_TICK, Metronome, TickedLimiter
 from .journal.leases import DEFAULT_LEASE_SECONDS, Leases
 from .journal.postgres import CampaignSpec, LeaseLostError, PostgresStore
@@ -89,6 +90,23 @@ class Worker:
             self.commits += store.commits
             with contextlib.suppress(Exception):
                 await store.aclose()
+
+
+def runnable_message(spec: CampaignSpec) -> Message:
+    """The campaign's message, once its stored settings are ones a worker can send with.
+
+    A row written by hand or by another version can hold anything; `ValueError` names the
+    field, so the worker stops that campaign instead of failing (every worker in turn).
+    """
+    if spec.rate is not None and not (spec.rate > 0 and math.isfinite(spec.rate)):
+        raise ValueError(f"rate must be a positive number of messages per second, got {spec.rate}")
+    if spec.burst is not None and spec.burst < 1:
+        raise ValueError(f"burst must be >= 1, got {spec.burst}")
+    if spec.concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {spec.concurrency}")
+    if spec.max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0, got {spec.max_retries}")
+    return message_from_wire(spec.message)
 
 
 def sender_burst(spec: CampaignSpec) -> int:
@@ -234,6 +252,19 @@ class _Session:
         if not token:
             await store.finish(spec.id, stopped_by=f"${spec.token_env} is not set on the worker")
             return
+        try:
+            message = runnable_message(spec)
+            client = AsyncGupshupClient(
+                spec.app_id,
+                token,
+                base_url=spec.base_url,
+                timeout=spec.timeout,
+                max_retries=spec.max_retries,
+            )
+        except ValueError as unusable:  # (the client's checks never quote the token)
+            await store.finish(spec.id, stopped_by=f"cannot run this campaign: {unusable}")
+            logger.warning("campaign %d stopped: cannot run it: %s", spec.id, unusable)
+            return
         fatal: list[GupshupError] = []
 
         def on_result(outcome: Outcome) -> None:
@@ -246,13 +277,7 @@ class _Session:
             if worker.on_outcome is not None and outcome.status != "not_sent":
                 worker.on_outcome(spec.app_id, outcome)
 
-        async with AsyncGupshupClient(
-            spec.app_id,
-            token,
-            base_url=spec.base_url,
-            timeout=spec.timeout,
-            max_retries=spec.max_retries,
-        ) as client:
+        async with client:
             burst = sender_burst(spec)
             sender = BulkSender(
                 client,
@@ -264,7 +289,7 @@ class _Session:
                 before_send=await _gated(journal.mark_sending, spec.rate, burst, self.metronome),
                 deduplicate=False,  # decided when the campaign was enqueued
             )
-            outcomes = sender.outcomes(journal.pending(), message_from_wire(spec.message))
+            outcomes = sender.outcomes(journal.pending(), message)
             try:
                 async with contextlib.aclosing(outcomes):
                     async for _ in outcomes:
@@ -275,6 +300,12 @@ class _Session:
         counts = await journal.counts()
         if fatal:
             await store.finish(spec.id, stopped_by=str(fatal[0]))
-        elif not counts.get("pending") and not counts.get("sending"):
+        elif counts.get("pending"):
+            # Every pending recipient was read in this pass, so these cannot be recorded (e.g.
+            # a recipient another version normalised differently): running again would loop.
+            stuck = f"{counts['pending']} recipient(s) stayed pending after a full pass"
+            await store.finish(spec.id, stopped_by=f"{stuck}: left pending")
+            logger.warning("campaign %d stopped: %s", spec.id, stuck)
+        elif not counts.get("sending"):
             await store.finish(spec.id)
             logger.info("campaign %d done: %s", spec.id, counts)

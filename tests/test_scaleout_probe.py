@@ -1,0 +1,206 @@
+"""Issue 13 probed as an adversary and an operator: a poison campaign, recipients that never
+leave pending, a malformed database URL holding a password, a report on a database without
+the tables, `--enqueue` run again after the campaign ended. Each against a real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from gupshup_async.journal.postgres import CampaignSpec, PostgresStore
+from gupshup_async.mock import MockGupshupApp, MockGupshupServer
+
+LEASE = 2.0
+TOKEN_VAR = "PROBE_TEST_TOKEN"
+
+
+def _spec(app_id: str, base_url: str, *, recipients_sha256: str = "r") -> CampaignSpec:
+    return CampaignSpec(app_id=app_id, message={"type": "text", "text": {"body": "x"}},
+                        token_env=TOKEN_VAR, base_url=base_url, rate=None, burst=None,
+                        concurrency=2, timeout=5.0, max_retries=0, message_sha256="m",
+                        recipients_sha256=recipients_sha256)  # fmt: skip
+
+
+def _numbers(app: int, count: int) -> list[str]:
+    return [f"917{app}{i:08d}" for i in range(count)]
+
+
+async def _campaigns(database_url: str) -> dict[str, tuple[str, str | None, dict[str, int]]]:
+    """{app id: (status, stopped_by, {state: count})}."""
+    async with await psycopg.AsyncConnection.connect(database_url) as db:
+        cursor = await db.execute("SELECT id, app_id, status, stopped_by FROM gupshup_campaigns")
+        rows = await cursor.fetchall()
+        cursor = await db.execute(
+            "SELECT campaign, state, count(*) FROM gupshup_recipients GROUP BY campaign, state"
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for campaign, state, n in await cursor.fetchall():
+            counts.setdefault(campaign, {})[state] = n
+    return {app: (status, why, counts.get(cid, {})) for cid, app, status, why in rows}
+
+
+@pytest.fixture
+async def mock() -> object:
+    server = MockGupshupServer()
+    server.app = MockGupshupApp(token=server.token, recorder=server.recorder)
+    async with server:
+        yield server
+
+
+# ---------------------------------------------------------------- a poison campaign
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "named"),
+    [
+        ("message", json.dumps({"type": "no-such-kind"}), "message"),
+        ("message", json.dumps(["not", "an", "object"]), "message"),
+        ("rate", "0", "rate"),
+        ("concurrency", "0", "concurrency"),
+    ],
+)
+async def test_a_campaign_a_worker_cannot_run_is_stopped_and_the_other_apps_still_sent(
+    database_url: str, mock: MockGupshupServer, column: str, value: str, named: str
+) -> None:
+    """Rows written by another version (or by hand) must not crash every worker in turn."""
+    from gupshup_async._scaleout import Worker
+
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        await store.enqueue(_spec("app-a", mock.base_url), _numbers(0, 5))
+        await store.enqueue(_spec("app-b", mock.base_url), _numbers(1, 5))
+        await store.reader.execute(
+            f"UPDATE gupshup_campaigns SET {column} = %s::text::"  # column from the list above
+            f"{'jsonb' if column == 'message' else 'double precision'} WHERE app_id = 'app-a'",
+            (value,),
+        )
+    worker = Worker(database_url, lease_seconds=LEASE, environ={TOKEN_VAR: mock.token})
+    await asyncio.wait_for(worker.run(exit_when_idle=True), 30)
+    found = await _campaigns(database_url)
+    assert found["app-b"] == ("done", None, {"sent": 5})
+    status, stopped_by, counts = found["app-a"]
+    assert (status, counts) == ("stopped", {"pending": 5})
+    assert stopped_by is not None
+    assert stopped_by.startswith("cannot run this campaign: ")
+    assert named in stopped_by
+    assert sorted(m.to for m in mock.recorder.messages) == _numbers(1, 5)
+
+
+# ---------------------------------------------------------------- recipients stuck in pending
+
+
+async def test_recipients_left_pending_after_a_full_pass_stop_the_campaign_instead_of_a_loop(
+    database_url: str, mock: MockGupshupServer
+) -> None:
+    """A pending row the sender cannot record (here a recipient another version normalised
+    differently) made the worker re-run the campaign forever."""
+    from gupshup_async._scaleout import Worker
+
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        await store.enqueue(_spec("app-a", mock.base_url), _numbers(0, 5))
+        await store.reader.execute(
+            "UPDATE gupshup_recipients SET recipient = 'not a number' WHERE idx = 2"
+        )
+    worker = Worker(database_url, lease_seconds=LEASE, environ={TOKEN_VAR: mock.token})
+    await asyncio.wait_for(worker.run(exit_when_idle=True), 20)
+    status, stopped_by, counts = (await _campaigns(database_url))["app-a"]
+    assert (status, counts) == ("stopped", {"sent": 4, "pending": 1})
+    assert stopped_by == "1 recipient(s) stayed pending after a full pass: left pending"
+    assert mock.recorder.total_attempts == 4
+
+
+# ---------------------------------------------------------------- the database URL's password
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gupshup_async", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_malformed_database_url_never_shows_its_password(tmp_path: Path) -> None:
+    # libpq quotes the token it cannot decode: here, the password.
+    url = "postgresql://gupshup:s3cret%zzpw@127.0.0.1:9/gupshup"
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("917000000001\n")
+    runs = {
+        "worker": _cli("worker", "--journal", url, "--exit-when-idle"),
+        "worker from the environment": _cli(
+            "worker", "--exit-when-idle", env={"GUPSHUP_DATABASE_URL": url}
+        ),
+        "report": _cli("report", url, "--json"),
+        "enqueue": _cli(
+            "campaign",
+            str(numbers),
+            "--app-id",
+            "app-a",
+            "--text",
+            "hi",
+            "--journal",
+            url,
+            "--enqueue",
+        ),  # fmt: skip
+    }
+    for what, done in runs.items():
+        assert done.returncode == 2, (what, done.stderr)
+        assert "s3cret" not in done.stderr + done.stdout, what
+        assert "is not a valid postgresql:// URL" in done.stderr, what
+
+
+# ---------------------------------------------------------------- the report
+
+
+def test_a_report_on_a_database_without_the_tables_creates_nothing(database_url: str) -> None:
+    """A report only reads: on a standby, or a mistyped database, it must not run DDL."""
+    done = _cli("report", database_url, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "campaigns": [], "recipients": 0, "sent": 0, "failed": 0, "ambiguous": 0,
+        "pending": 0, "sending": 0,
+    }  # fmt: skip
+    with psycopg.connect(database_url) as db:
+        assert db.execute("SELECT to_regclass('gupshup_campaigns')").fetchone() == (None,)
+
+
+# ---------------------------------------------------------------- --enqueue again
+
+
+async def test_enqueue_again_after_the_campaign_ended_sends_nothing_twice(
+    database_url: str, mock: MockGupshupServer
+) -> None:
+    """A retried `--enqueue` (its first run's answer lost) must not resend a done campaign;
+    on a stopped one (say its token was fixed) it resumes the rest, nothing resent."""
+    from gupshup_async._scaleout import Worker
+
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        spec = _spec("app-a", mock.base_url)
+        assert await store.enqueue(spec, _numbers(0, 4)) == (1, True)
+        await Worker(database_url, lease_seconds=LEASE, environ={TOKEN_VAR: mock.token}).run(
+            exit_when_idle=True
+        )
+        assert await store.enqueue(spec, _numbers(0, 4)) == (1, False)
+        stopped = _spec("app-b", mock.base_url, recipients_sha256="other")
+        assert await store.enqueue(stopped, _numbers(1, 3)) == (2, True)
+        await Worker(database_url, lease_seconds=LEASE, environ={}).run(exit_when_idle=True)
+        assert (await _campaigns(database_url))["app-b"][0] == "stopped"
+        assert await store.enqueue(stopped, _numbers(1, 3)) == (2, False)
+        await Worker(database_url, lease_seconds=LEASE, environ={TOKEN_VAR: mock.token}).run(
+            exit_when_idle=True
+        )
+    found = await _campaigns(database_url)
+    assert found == {"app-a": ("done", None, {"sent": 4}), "app-b": ("done", None, {"sent": 3})}
+    assert sorted(m.to for m in mock.recorder.messages) == _numbers(0, 4) + _numbers(1, 3)
