@@ -152,7 +152,7 @@ def test_a_malformed_database_url_never_shows_its_password(tmp_path: Path) -> No
             "--journal",
             url,
             "--enqueue",
-        ),  # fmt: skip
+        ),
     }
     for what, done in runs.items():
         assert done.returncode == 2, (what, done.stderr)
