@@ -133,18 +133,25 @@ class PostgresStore:
     async def enqueue(self, spec: CampaignSpec, recipients: Iterable[str]) -> tuple[int, bool]:
         """Store a campaign and all its recipients in one transaction; (id, True when new).
 
-        The same app, message and recipients file already enqueued and not finished gives that
-        campaign's id back and stores nothing: running `--enqueue` twice sends once.
+        The same app, message and recipients file already enqueued gives that campaign's id
+        back and stores nothing, whatever its status: running `--enqueue` twice sends once,
+        even after the first campaign is done. A stopped one is made ready again: it resumes
+        with its pending recipients (say once its token is fixed), nothing resent.
         """
         async with self._reader.transaction():
             await self._reader.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             cursor = await self._reader.execute(
                 "SELECT id FROM gupshup_campaigns WHERE app_id = %s AND message_sha256 = %s "
-                "AND recipients_sha256 = %s AND status = 'ready' ORDER BY id LIMIT 1",
+                "AND recipients_sha256 = %s ORDER BY id LIMIT 1",
                 (spec.app_id, spec.message_sha256, spec.recipients_sha256),
             )
             existing = await cursor.fetchone()
             if existing is not None:
+                await self._reader.execute(
+                    "UPDATE gupshup_campaigns SET status = 'ready', stopped_by = NULL, "
+                    "finished = NULL WHERE id = %s AND status = 'stopped'",
+                    (existing[0],),
+                )
                 return int(existing[0]), False
             cursor = await self._reader.execute(
                 "INSERT INTO gupshup_campaigns (app_id, base_url, token_env, message, rate, "
