@@ -250,7 +250,10 @@ class _Session:
             logger.warning("campaign %d: %d interrupted sends now ambiguous", spec.id, settled)
         token = worker.environ.get(spec.token_env)
         if not token:
-            await store.finish(spec.id, stopped_by=f"${spec.token_env} is not set on the worker")
+            # Named: with many workers, the operator must know which one lacks it (re-running
+            # the same `--enqueue` resumes the campaign once it is set).
+            missing = f"${spec.token_env} is not set on worker {worker.name}"
+            await store.finish(spec.id, stopped_by=missing)
             return
         try:
             message = runnable_message(spec)
