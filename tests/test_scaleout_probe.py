@@ -5,15 +5,19 @@ the tables, `--enqueue` run again after the campaign ended. Each against a real 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from gupshup_async import Outcome
 from gupshup_async.journal.postgres import CampaignSpec, PostgresStore
 from gupshup_async.mock import MockGupshupApp, MockGupshupServer
 
@@ -204,3 +208,52 @@ async def test_enqueue_again_after_the_campaign_ended_sends_nothing_twice(
     found = await _campaigns(database_url)
     assert found == {"app-a": ("done", None, {"sent": 4}), "app-b": ("done", None, {"sent": 3})}
     assert sorted(m.to for m in mock.recorder.messages) == _numbers(0, 4) + _numbers(1, 3)
+
+
+# ---------------------------------------------------------------- a lease that ran out locally
+
+
+async def test_a_worker_whose_lease_ran_out_by_its_clock_sends_nothing_more(
+    database_url: str, mock: MockGupshupServer
+) -> None:
+    """A mark commits under a live lease, but its send comes later (after the gate, or after
+    the process was frozen): past the lease, by the worker's own clock, it must not go out.
+    The injected clock jumps an hour, as a frozen-then-thawed process sees it."""
+    from gupshup_async._scaleout import Worker
+
+    numbers = _numbers(0, 60)
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        spec = dataclasses.replace(_spec("app-a", mock.base_url), rate=20.0, concurrency=2)
+        await store.enqueue(spec, numbers)
+    jumped = asyncio.Event()
+    offset = [0.0]
+    after_jump: list[str] = []
+
+    def on_outcome(app_id: str, outcome: Outcome) -> None:
+        if jumped.is_set():
+            after_jump.append(outcome.recipient)
+        elif outcome.status == "sent" and outcome.index >= 5:
+            offset[0] = 3600.0
+            jumped.set()
+
+    worker = Worker(
+        database_url,
+        lease_seconds=LEASE,
+        environ={TOKEN_VAR: mock.token},
+        on_outcome=on_outcome,
+        clock=lambda: time.monotonic() + offset[0],
+    )
+    run = asyncio.ensure_future(worker.run(exit_when_idle=True))
+    await asyncio.wait_for(jumped.wait(), 20)
+    await asyncio.sleep(0.8)  # before the fix: 20 msg/s went on (16 here)
+    assert len(after_jump) <= 2  # only what was already past the check (concurrency 2)
+    await asyncio.wait_for(run, 30)  # the app is claimed again once its row expired
+    accepted = Counter(m.to for m in mock.recorder.messages)
+    assert max(accepted.values()) == 1
+    found = await _campaigns(database_url)
+    status, _, counts = found["app-a"]
+    assert status == "done"
+    assert counts.get("sent", 0) + counts.get("ambiguous", 0) == 60
+    assert counts.get("ambiguous", 0) <= 2
+    assert counts["sent"] == len(accepted)

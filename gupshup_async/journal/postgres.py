@@ -321,6 +321,11 @@ class PostgresJournal:
             result, error = None, outcome.result["error"]
         self.store.queue_final(self.campaign, outcome.digits, state, error, outcome.code, result)
 
+    def unmark(self, digits: str) -> None:
+        """Put a marked recipient back to pending: its send was surely not made (committed
+        with the next group; a new owner that already settled it keeps it ambiguous)."""
+        self.store.queue_final(self.campaign, digits, "pending", None, None, None)
+
     async def flush(self) -> None:
         """Wait until every queued mark and final state is committed."""
         await self.store.flush()
