@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -257,3 +258,79 @@ async def test_a_worker_whose_lease_ran_out_by_its_clock_sends_nothing_more(
     assert counts.get("sent", 0) + counts.get("ambiguous", 0) == 60
     assert counts.get("ambiguous", 0) <= 2
     assert counts["sent"] == len(accepted)
+
+
+# ---------------------------------------------------------------- guards: what held
+
+
+async def test_two_workers_started_together_split_the_apps_and_send_each_once(
+    database_url: str, mock: MockGupshupServer
+) -> None:
+    from gupshup_async._scaleout import Worker
+
+    apps = ("app-a", "app-b", "app-c", "app-d")
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        for k, app in enumerate(apps):
+            await store.enqueue(_spec(app, mock.base_url, recipients_sha256=app), _numbers(k, 20))
+    senders: dict[str, set[str]] = {"one": set(), "two": set()}
+
+    def seen_by(name: str) -> Callable[[str, Outcome], None]:
+        return lambda app_id, outcome: senders[name].add(app_id)
+
+    workers = [
+        Worker(database_url, lease_seconds=LEASE, name=name, environ={TOKEN_VAR: mock.token},
+               on_outcome=seen_by(name))
+        for name in senders
+    ]  # fmt: skip
+    await asyncio.wait_for(asyncio.gather(*(w.run(exit_when_idle=True) for w in workers)), 30)
+    assert not senders["one"] & senders["two"]  # one sender per app
+    assert senders["one"] | senders["two"] == set(apps)
+    assert len(senders["one"]) == len(senders["two"]) == 2  # started together: fair shares
+    accepted = Counter(m.to for m in mock.recorder.messages)
+    assert sorted(accepted) == sorted(n for k in range(4) for n in _numbers(k, 20))
+    assert set(accepted.values()) == {1}
+
+
+async def test_concurrent_enqueues_of_one_campaign_store_it_once(database_url: str) -> None:
+    stores = [await PostgresStore.connect(database_url) for _ in range(3)]
+    try:
+        spec = _spec("app-a", "http://127.0.0.1:9")
+        await asyncio.gather(*(s.ensure_schema() for s in stores))
+        results = await asyncio.gather(*(s.enqueue(spec, _numbers(0, 50)) for s in stores))
+        assert sorted(results) == [(1, False), (1, False), (1, True)]
+        assert await stores[0].counts() == {1: {"pending": 50}}
+    finally:
+        for s in stores:
+            await s.aclose()
+
+
+async def test_quotes_and_copy_escapes_are_stored_as_given(database_url: str) -> None:
+    """Ids and recipients are parameters (and COPY rows are escaped), never SQL text."""
+    hostile = "x'); DROP TABLE gupshup_recipients; --"
+    recipients = ["917000000001", hostile, "9170\\N00002", "91700\t0003", "91700\n0004"]
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        campaign, _ = await store.enqueue(_spec(hostile, "http://127.0.0.1:9"), recipients)
+        spec = await store.campaign(campaign)
+        assert spec.app_id == hostile
+        assert [s.id for s in await store.campaigns(app_id=hostile)] == [campaign]
+        cursor = await store.reader.execute(
+            "SELECT recipient, state FROM gupshup_recipients ORDER BY idx"
+        )
+        rows = await cursor.fetchall()
+    assert [r for r, _ in rows] == recipients
+    assert [s for _, s in rows] == ["pending", "invalid", "invalid", "invalid", "invalid"]
+
+
+def test_enqueue_to_a_database_that_does_not_answer_says_so_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("917000000001\n")
+    done = _cli("campaign", str(numbers), "--app-id", "app-a", "--text", "hi", "--journal",
+                "postgresql://gupshup:pw-secret@127.0.0.1:1/gupshup", "--enqueue")  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("gupshup-async: error: ")
+    assert "pw-secret" not in done.stderr

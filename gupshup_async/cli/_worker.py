@@ -162,10 +162,15 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         message_sha256=message_digest(message),
         recipients_sha256=file_digest(args.recipients),
     )
+    import psycopg
+
     try:
         campaign, created, counts = asyncio.run(_enqueue(url, spec, args))
     except InputError as problem:
         return _say(problem)
+    except (psycopg.Error, RuntimeError) as failed:  # no database, or a newer schema there
+        _say(redacted(str(failed), url))
+        return 1
     word = "enqueued" if created else "was already enqueued (nothing added)"
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     print(f"campaign {campaign} {word}: {summary}")
