@@ -332,19 +332,35 @@ class PostgresJournal:
 
     async def settle_interrupted(self, *, resend_ambiguous: bool) -> int:
         """Turn `sending` rows of a dead or displaced run into `ambiguous` (or back to pending
-        when `resend_ambiguous`, with old ambiguous rows too). Returns the count."""
+        when `resend_ambiguous`, with old ambiguous rows too). Returns the count.
+
+        With a `worker`, only while it holds the app's lease (checked with the row locked, as
+        a mark is): a worker that lost the app must not settle its new owner's sends.
+        """
+        update: tuple[str, tuple[object, ...]]
         if resend_ambiguous:
-            cursor = await self.store.reader.execute(
+            update = (
                 "UPDATE gupshup_recipients SET state = 'pending', error = NULL "
                 "WHERE campaign = %s AND state IN ('sending', 'ambiguous')",
                 (self.campaign,),
             )
         else:
-            cursor = await self.store.reader.execute(
+            update = (
                 "UPDATE gupshup_recipients SET state = 'ambiguous', error = %s "
                 "WHERE campaign = %s AND state = 'sending'",
                 (INTERRUPTED_ERROR, self.campaign),
             )
+        db = self.store.reader
+        async with db.transaction():
+            if self.worker is not None:
+                cursor = await db.execute(
+                    "SELECT 1 FROM gupshup_app_leases WHERE app_id = %s AND worker = %s "
+                    "AND expires > clock_timestamp() FOR SHARE",
+                    (self.app_id, self.worker),
+                )
+                if await cursor.fetchone() is None:
+                    raise LeaseLostError(f"this worker no longer holds app {self.app_id}'s lease")
+            cursor = await db.execute(*update)
         return cursor.rowcount
 
     async def pending(self, chunk: int = 1_000) -> AsyncIterator[str]:
