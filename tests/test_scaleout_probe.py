@@ -334,3 +334,31 @@ def test_enqueue_to_a_database_that_does_not_answer_says_so_without_a_traceback(
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("gupshup-async: error: ")
     assert "pw-secret" not in done.stderr
+
+
+async def test_an_app_no_worker_takes_within_its_fair_share_is_taken_once_overdue(
+    database_url: str,
+) -> None:
+    """5 apps, 2 workers, one capped at 1 app (`--max-apps 1`): the other's fair share is 3,
+    so the fifth app waited for a campaign to end. Free past one lease row's lifetime, any
+    worker with room takes it."""
+    from gupshup_async.journal.leases import Leases
+
+    apps = [f"app-{c}" for c in "abcde"]
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        for app in apps:
+            await store.enqueue(_spec(app, "http://127.0.0.1:9", recipients_sha256=app), ["9"])
+        db = store.reader
+        capped, roomy = (Leases(db, name, lease_seconds=30) for name in ("capped", "roomy"))
+        await capped.register()
+        await roomy.register()
+        assert await capped.claim(1) == ["app-a"]
+        assert await roomy.claim(10) == ["app-b", "app-c", "app-d"]  # ceil(5 / 2)
+        assert await roomy.claim(10, held=3) == []  # app-e only just became free
+        await db.execute(
+            "UPDATE gupshup_app_leases SET expires = clock_timestamp() - interval '1 minute' "
+            "WHERE worker IS NULL"
+        )  # free for longer than a lease row lives (22.5 s here): nobody took it
+        assert await roomy.claim(10, held=3) == ["app-e"]
+        assert await capped.claim(0, held=1) == []  # no room: never more than asked
