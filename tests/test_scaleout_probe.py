@@ -218,8 +218,9 @@ async def test_a_worker_whose_lease_ran_out_by_its_clock_sends_nothing_more(
     database_url: str, mock: MockGupshupServer
 ) -> None:
     """A mark commits under a live lease, but its send comes later (after the gate, or after
-    the process was frozen): past the lease, by the worker's own clock, it must not go out.
-    The injected clock jumps an hour, as a frozen-then-thawed process sees it."""
+    the process was frozen): past the lease by the worker's own clock it must not go out.
+    Here the renewals hang (the test locks the worker's row) and the injected clock jumps an
+    hour, as a frozen-then-thawed process sees it; the database's lease still runs ~1 s."""
     from gupshup_async._scaleout import Worker
 
     numbers = _numbers(0, 60)
@@ -227,33 +228,37 @@ async def test_a_worker_whose_lease_ran_out_by_its_clock_sends_nothing_more(
         await store.ensure_schema()
         spec = dataclasses.replace(_spec("app-a", mock.base_url), rate=20.0, concurrency=2)
         await store.enqueue(spec, numbers)
-    jumped = asyncio.Event()
+    started, jumped = asyncio.Event(), asyncio.Event()
     offset = [0.0]
     after_jump: list[str] = []
 
     def on_outcome(app_id: str, outcome: Outcome) -> None:
         if jumped.is_set():
             after_jump.append(outcome.recipient)
-        elif outcome.status == "sent" and outcome.index >= 5:
-            offset[0] = 3600.0
-            jumped.set()
+        elif outcome.index >= 5:
+            started.set()
 
     worker = Worker(
         database_url,
         lease_seconds=LEASE,
+        name="frozen",
         environ={TOKEN_VAR: mock.token},
         on_outcome=on_outcome,
         clock=lambda: time.monotonic() + offset[0],
     )
     run = asyncio.ensure_future(worker.run(exit_when_idle=True))
-    await asyncio.wait_for(jumped.wait(), 20)
-    await asyncio.sleep(0.8)  # before the fix: 20 msg/s went on (16 here)
-    assert len(after_jump) <= 2  # only what was already past the check (concurrency 2)
+    await asyncio.wait_for(started.wait(), 20)
+    async with await psycopg.AsyncConnection.connect(database_url) as blocker:
+        await blocker.execute("SELECT 1 FROM gupshup_workers WHERE name LIKE 'frozen-%' FOR UPDATE")
+        offset[0] = 3600.0
+        jumped.set()
+        await asyncio.sleep(0.8)  # the database's lease still holds: marks still commit
+        assert len(after_jump) <= 2  # only what was already past the check (concurrency 2)
+        await blocker.rollback()  # (before the fix: 20 msg/s went on, 14-16 here)
     await asyncio.wait_for(run, 30)  # the app is claimed again once its row expired
     accepted = Counter(m.to for m in mock.recorder.messages)
     assert max(accepted.values()) == 1
-    found = await _campaigns(database_url)
-    status, _, counts = found["app-a"]
+    status, _, counts = (await _campaigns(database_url))["app-a"]
     assert status == "done"
     assert counts.get("sent", 0) + counts.get("ambiguous", 0) == 60
     assert counts.get("ambiguous", 0) <= 2

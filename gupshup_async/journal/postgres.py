@@ -337,31 +337,29 @@ class PostgresJournal:
         With a `worker`, only while it holds the app's lease (checked with the row locked, as
         a mark is): a worker that lost the app must not settle its new owner's sends.
         """
-        update: tuple[str, tuple[object, ...]]
-        if resend_ambiguous:
-            update = (
-                "UPDATE gupshup_recipients SET state = 'pending', error = NULL "
-                "WHERE campaign = %s AND state IN ('sending', 'ambiguous')",
-                (self.campaign,),
-            )
-        else:
-            update = (
-                "UPDATE gupshup_recipients SET state = 'ambiguous', error = %s "
-                "WHERE campaign = %s AND state = 'sending'",
-                (INTERRUPTED_ERROR, self.campaign),
-            )
-        db = self.store.reader
-        async with db.transaction():
-            if self.worker is not None:
-                cursor = await db.execute(
-                    "SELECT 1 FROM gupshup_app_leases WHERE app_id = %s AND worker = %s "
-                    "AND expires > clock_timestamp() FOR SHARE",
-                    (self.app_id, self.worker),
-                )
-                if await cursor.fetchone() is None:
-                    raise LeaseLostError(f"this worker no longer holds app {self.app_id}'s lease")
-            cursor = await db.execute(*update)
-        return cursor.rowcount
+        # One statement (the reader is shared by concurrent tasks: no transaction block).
+        settle = (
+            "state = 'pending', error = NULL WHERE r.campaign = %(c)s "
+            "AND r.state IN ('sending', 'ambiguous')"
+            if resend_ambiguous
+            else "state = 'ambiguous', error = %(e)s WHERE r.campaign = %(c)s "
+            "AND r.state = 'sending'"
+        )
+        cursor = await self.store.reader.execute(
+            "WITH held AS (SELECT count(*) AS n FROM (SELECT 1 FROM gupshup_app_leases "
+            "  WHERE app_id = %(a)s AND worker = %(w)s AND expires > clock_timestamp() "
+            "  FOR SHARE) AS l), "
+            f"settled AS (UPDATE gupshup_recipients AS r SET {settle} "
+            "  AND (%(w)s::text IS NULL OR (SELECT n FROM held) > 0) RETURNING 1) "
+            "SELECT %(w)s::text IS NULL OR (SELECT n FROM held) > 0, "
+            "(SELECT count(*) FROM settled)",
+            {"a": self.app_id, "w": self.worker, "c": self.campaign, "e": INTERRUPTED_ERROR},
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        if not row[0]:
+            raise LeaseLostError(f"this worker no longer holds app {self.app_id}'s lease")
+        return int(row[1])
 
     async def pending(self, chunk: int = 1_000) -> AsyncIterator[str]:
         """The recipients still to send, in file order, read in chunks (bounded memory)."""
