@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -25,10 +27,10 @@ from aiolimiter import AsyncLimiter
 from ._bulk import BulkSender, Outcome
 from ._client import AsyncGupshupClient
 from ._errors import AuthenticationError, GupshupError, PermissionDeniedError
-from ._messages import message_from_wire
+from ._messages import Message, message_from_wire
 from ._metronome import DEFAULT_TICK, Metronome, TickedLimiter
 from .journal.leases import DEFAULT_LEASE_SECONDS, Leases
-from .journal.postgres import CampaignSpec, LeaseLostError, PostgresStore
+from .journal.postgres import CampaignSpec, LeaseLostError, PostgresJournal, PostgresStore
 
 logger = logging.getLogger("gupshup_async.worker")
 
@@ -45,6 +47,8 @@ class Worker:
     (by the variable name each campaign stores); `on_outcome(app_id, outcome)` sees every
     recipient's result (benchmarks, tests). `tick` (seconds, None: off) makes every hosted
     app's bucket wait on one shared `Metronome`: paced apps wake the loop together.
+    `clock` (monotonic seconds) times the leases as this worker sees them: a send waits for
+    nothing once its app's lease ran out by it (a frozen process, a hung renewal).
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class Worker:
         environ: Mapping[str, str] = os.environ,
         on_outcome: Callable[[str, Outcome], None] | None = None,
         tick: float | None = DEFAULT_TICK,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not lease_seconds > 0:
             raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
@@ -69,6 +74,7 @@ class Worker:
         self.environ = environ
         self.on_outcome = on_outcome
         self.tick = tick
+        self.clock = clock
         self.sent = 0
         self.commits = 0
 
@@ -89,6 +95,23 @@ class Worker:
             self.commits += store.commits
             with contextlib.suppress(Exception):
                 await store.aclose()
+
+
+def runnable_message(spec: CampaignSpec) -> Message:
+    """The campaign's message, once its stored settings are ones a worker can send with.
+
+    A row written by hand or by another version can hold anything; `ValueError` names the
+    field, so the worker stops that campaign instead of failing (every worker in turn).
+    """
+    if spec.rate is not None and not (spec.rate > 0 and math.isfinite(spec.rate)):
+        raise ValueError(f"rate must be a positive number of messages per second, got {spec.rate}")
+    if spec.burst is not None and spec.burst < 1:
+        raise ValueError(f"burst must be >= 1, got {spec.burst}")
+    if spec.concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {spec.concurrency}")
+    if spec.max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0, got {spec.max_retries}")
+    return message_from_wire(spec.message)
 
 
 def sender_burst(spec: CampaignSpec) -> int:
@@ -112,6 +135,7 @@ async def _gated(
     rate: float | None,
     burst: int,
     metronome: Metronome | None,
+    lease: _LeaseCheck,
 ) -> Callable[[str], Awaitable[None]]:
     """`mark`, then a second bucket at the campaign's rate before the request goes out.
 
@@ -120,9 +144,18 @@ async def _gated(
     a slow commit. Passing a bucket again after the mark (the same rate, half the burst) keeps
     every 1 s window at the API within `rate + burst` whatever the commit took (a waiting
     send is already marked: still at most `concurrency` ambiguous per kill).
+
+    A mark commits only under a live lease, but the send comes later (after the gate, or
+    after the process was frozen): it goes out only if the lease is still held by this
+    worker's clock; else the mark is undone (surely not sent) and `LeaseLostError` stops it.
     """
     if rate is None:
-        return mark
+
+        async def mark_then_check(digits: str) -> None:
+            await mark(digits)
+            lease.check(digits)
+
+        return mark_then_check
     # Half the sender's burst: the other half absorbs the event loop's lag after the gate.
     size = max(1, burst // 2)
     gate: AsyncLimiter
@@ -135,8 +168,39 @@ async def _gated(
     async def mark_then_pass(digits: str) -> None:
         await mark(digits)
         await gate.acquire()
+        lease.check(digits)
 
     return mark_then_pass
+
+
+class _LeaseCheck:
+    """Whether this worker still holds an app's lease by its own clock, before each send.
+
+    The deadline is the start of the last claim or renewal that returned the app plus the
+    row's lifetime: the database set the row's expiry later than that start on its own clock,
+    so a send allowed here never leaves after the row expired (clocks are never compared).
+    """
+
+    def __init__(
+        self,
+        app_id: str,
+        deadlines: dict[str, float],
+        clock: Callable[[], float],
+        journal: PostgresJournal,
+    ) -> None:
+        self.app_id = app_id
+        self.deadlines = deadlines
+        self.clock = clock
+        self.journal = journal
+
+    def check(self, digits: str) -> None:
+        if self.clock() < self.deadlines.get(self.app_id, -math.inf):
+            return
+        self.journal.unmark(digits)
+        raise LeaseLostError(
+            f"app {self.app_id}'s lease ran out before this send (by this worker's clock): "
+            "not sent, back to pending"
+        )
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -152,10 +216,13 @@ class _Session:
         self.store = store
         self.leases = leases
         self.apps: dict[str, asyncio.Task[None]] = {}
+        #: When each hosted app's lease runs out by the worker's clock (`_LeaseCheck`).
+        self.deadlines: dict[str, float] = {}
         self.metronome = Metronome(worker.tick) if worker.tick is not None else None
 
     async def serve(self, stop: asyncio.Event, exit_when_idle: bool) -> None:
         lease = self.worker.lease_seconds
+        clock, ttl = self.worker.clock, self.leases.ttl
         claim_every = min(MAX_CLAIM_INTERVAL, lease / 10)
         renew_every = lease / 4
         loop = asyncio.get_running_loop()
@@ -167,15 +234,20 @@ class _Session:
             while not stop.is_set():
                 self._reap()
                 if loop.time() - renewed >= renew_every:
+                    asked = clock()
                     held = await self.leases.renew(sorted(self.apps))
                     renewed = loop.time()
+                    for app_id in held:
+                        self.deadlines[app_id] = asked + ttl
                     for app_id in set(self.apps) - held:
                         task = self.apps.pop(app_id)
                         if not task.done():  # (a finished app released its lease itself)
                             logger.warning("lost the lease on app %s: stopping its sends", app_id)
                             task.cancel()
                 room = (self.worker.max_apps or 1_000_000) - len(self.apps)
+                asked = clock()
                 for app_id in await self.leases.claim(room, held=len(self.apps)):
+                    self.deadlines[app_id] = asked + ttl
                     if app_id in self.apps:
                         continue  # its lease had run out unnoticed: renewed, keep its one task
                     logger.info("took app %s", app_id)
@@ -232,7 +304,23 @@ class _Session:
             logger.warning("campaign %d: %d interrupted sends now ambiguous", spec.id, settled)
         token = worker.environ.get(spec.token_env)
         if not token:
-            await store.finish(spec.id, stopped_by=f"${spec.token_env} is not set on the worker")
+            # Named: with many workers, the operator must know which one lacks it (re-running
+            # the same `--enqueue` resumes the campaign once it is set).
+            missing = f"${spec.token_env} is not set on worker {worker.name}"
+            await store.finish(spec.id, stopped_by=missing)
+            return
+        try:
+            message = runnable_message(spec)
+            client = AsyncGupshupClient(
+                spec.app_id,
+                token,
+                base_url=spec.base_url,
+                timeout=spec.timeout,
+                max_retries=spec.max_retries,
+            )
+        except ValueError as unusable:  # (the client's checks never quote the token)
+            await store.finish(spec.id, stopped_by=f"cannot run this campaign: {unusable}")
+            logger.warning("campaign %d stopped: cannot run it: %s", spec.id, unusable)
             return
         fatal: list[GupshupError] = []
 
@@ -246,13 +334,7 @@ class _Session:
             if worker.on_outcome is not None and outcome.status != "not_sent":
                 worker.on_outcome(spec.app_id, outcome)
 
-        async with AsyncGupshupClient(
-            spec.app_id,
-            token,
-            base_url=spec.base_url,
-            timeout=spec.timeout,
-            max_retries=spec.max_retries,
-        ) as client:
+        async with client:
             burst = sender_burst(spec)
             sender = BulkSender(
                 client,
@@ -261,10 +343,16 @@ class _Session:
                 concurrency=spec.concurrency,
                 limiter=await _bucket(spec.rate, burst, self.metronome),
                 on_result=on_result,
-                before_send=await _gated(journal.mark_sending, spec.rate, burst, self.metronome),
+                before_send=await _gated(
+                    journal.mark_sending,
+                    spec.rate,
+                    burst,
+                    self.metronome,
+                    _LeaseCheck(spec.app_id, self.deadlines, worker.clock, journal),
+                ),
                 deduplicate=False,  # decided when the campaign was enqueued
             )
-            outcomes = sender.outcomes(journal.pending(), message_from_wire(spec.message))
+            outcomes = sender.outcomes(journal.pending(), message)
             try:
                 async with contextlib.aclosing(outcomes):
                     async for _ in outcomes:
@@ -275,6 +363,12 @@ class _Session:
         counts = await journal.counts()
         if fatal:
             await store.finish(spec.id, stopped_by=str(fatal[0]))
-        elif not counts.get("pending") and not counts.get("sending"):
+        elif counts.get("pending"):
+            # Every pending recipient was read in this pass, so these cannot be recorded (e.g.
+            # a recipient another version normalised differently): running again would loop.
+            stuck = f"{counts['pending']} recipient(s) stayed pending after a full pass"
+            await store.finish(spec.id, stopped_by=f"{stuck}: left pending")
+            logger.warning("campaign %d stopped: %s", spec.id, stuck)
+        elif not counts.get("sending"):
             await store.finish(spec.id)
             logger.info("campaign %d done: %s", spec.id, counts)

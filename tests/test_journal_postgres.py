@@ -222,3 +222,21 @@ async def test_a_mark_under_a_lease_commits_only_while_the_lease_is_held(
     with pytest.raises(LeaseLostError, match="app-1"):
         await journal.mark_sending("917000000002")
     assert await journal.counts() == {"sending": 1, "pending": 1}
+
+
+async def test_settling_interrupted_sends_needs_the_lease_too(store: PostgresStore) -> None:
+    """A worker that lost the app (and does not know yet) must not turn its new owner's
+    `sending` rows into `ambiguous` when it moves on to the app's next campaign."""
+    campaign, _ = await store.enqueue(_spec(), ["917000000001", "917000000002"])
+    await store.reader.execute(
+        "INSERT INTO gupshup_app_leases (app_id, worker, expires) "
+        "VALUES ('app-1', 'new-owner', clock_timestamp() + interval '30 seconds')"
+    )
+    owner = store.journal(campaign, "app-1", worker="new-owner")
+    await owner.mark_sending("917000000001")
+    displaced = store.journal(campaign, "app-1", worker="old-owner")
+    with pytest.raises(LeaseLostError, match="app-1"):
+        await displaced.settle_interrupted(resend_ambiguous=False)
+    assert await owner.counts() == {"sending": 1, "pending": 1}
+    assert await owner.settle_interrupted(resend_ambiguous=False) == 1  # the holder may
+    assert await owner.counts() == {"ambiguous": 1, "pending": 1}

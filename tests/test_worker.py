@@ -300,10 +300,11 @@ async def test_a_worker_without_the_token_variable_stops_the_campaign_naming_it(
 
     async with MockGupshupServer() as server:
         await _enqueue_one(database_url, server.base_url, ["917000000001"])
-        await Worker(database_url, lease_seconds=LEASE, environ={}).run(exit_when_idle=True)
+        worker = Worker(database_url, lease_seconds=LEASE, environ={}, name="box-7")
+        await worker.run(exit_when_idle=True)
         assert server.recorder.total_attempts == 0
     assert await _campaign_row(database_url) == (
-        "stopped", f"${TOKEN_VAR} is not set on the worker", {"pending": 1}
+        "stopped", f"${TOKEN_VAR} is not set on worker box-7", {"pending": 1}
     )  # fmt: skip
 
 

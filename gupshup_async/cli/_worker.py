@@ -76,6 +76,34 @@ def database_url(given: str | None) -> str:
     return url
 
 
+def checked_url(url: str) -> str:
+    """`url` once libpq can parse it; `InputError` otherwise, never quoting it (libpq's own
+    message repeats the token it cannot read, which can be the password)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except Exception:
+        raise InputError(
+            "--journal (or $GUPSHUP_DATABASE_URL) is not a valid postgresql:// URL "
+            "(not shown: it may hold a password)"
+        ) from None
+    return url
+
+
+def redacted(text: str, url: str) -> str:
+    """`text` with the URL's password (as written and decoded) replaced by `***`."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    for form in {password or "", unquote(password or "")} - {""}:
+        text = text.replace(form, "***")
+    return text
+
+
 def _driver_missing() -> bool:
     try:
         import psycopg  # noqa: F401
@@ -120,6 +148,10 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         return _say(problem)
     if _driver_missing():
         return 2
+    try:
+        checked_url(url)
+    except InputError as problem:
+        return _say(problem)
     from ..journal.postgres import CampaignSpec
 
     spec = CampaignSpec(
@@ -135,10 +167,15 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         message_sha256=message_digest(message),
         recipients_sha256=file_digest(args.recipients),
     )
+    import psycopg
+
     try:
         campaign, created, counts = asyncio.run(_enqueue(url, spec, recipients))
     except InputError as problem:
         return _say(problem)
+    except (psycopg.Error, RuntimeError) as failed:  # no database, or a newer schema there
+        _say(redacted(str(failed), url))
+        return 1
     word = "enqueued" if created else "was already enqueued (nothing added)"
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     print(f"campaign {campaign} {word}: {summary}")
@@ -174,6 +211,10 @@ def run_worker(args: argparse.Namespace) -> int:
         return _say(problem)
     if _driver_missing():
         return 2
+    try:
+        checked_url(url)
+    except InputError as problem:
+        return _say(problem)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return asyncio.run(_work(url, args))
 
@@ -200,7 +241,9 @@ async def _work(url: str, args: argparse.Namespace) -> int:
             await worker.run(stop, exit_when_idle=args.exit_when_idle)
         except psycopg.OperationalError as lost:
             # The session's apps stopped; their leases expire and are taken over (maybe by us).
-            logging.getLogger("gupshup_async.worker").warning("database failed: %s", lost)
+            logging.getLogger("gupshup_async.worker").warning(
+                "database failed: %s", redacted(str(lost), url)
+            )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=min(5.0, args.lease / 3))
             continue
@@ -212,6 +255,8 @@ async def _work(url: str, args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- report
 
+_TOTALS = ("recipients", "sent", "failed", "ambiguous", "pending", "sending")
+
 
 def report_postgres(url: str, campaign: int | None, as_json: bool) -> int:
     """Print every campaign's (or one's) counts; `--json`: one object."""
@@ -220,9 +265,11 @@ def report_postgres(url: str, campaign: int | None, as_json: bool) -> int:
     import psycopg
 
     try:
-        data = asyncio.run(_report(url, campaign))
-    except (LookupError, psycopg.Error) as problem:
+        data = asyncio.run(_report(checked_url(url), campaign))
+    except (InputError, LookupError) as problem:
         return _say(problem)
+    except psycopg.Error as problem:
+        return _say(redacted(str(problem), url))
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
@@ -237,7 +284,12 @@ async def _report(url: str, campaign: int | None) -> dict[str, Any]:
     from ..journal.postgres import PostgresStore
 
     async with await PostgresStore.connect(url) as store:
-        await store.ensure_schema()
+        # A report only reads (a standby, a mistyped database): no tables, no campaigns.
+        cursor = await store.reader.execute("SELECT to_regclass('gupshup_campaigns')")
+        if (await cursor.fetchone()) == (None,):
+            if campaign is not None:
+                raise LookupError(f"no campaign {campaign} in this database")
+            return {"campaigns": [], **dict.fromkeys(_TOTALS, 0)}
         specs = await store.campaigns(ids=[campaign] if campaign is not None else None)
         if campaign is not None and not specs:
             raise LookupError(f"no campaign {campaign} in this database")
@@ -267,8 +319,5 @@ async def _report(url: str, campaign: int | None) -> dict[str, Any]:
                 "sending": by_state.get("sending", 0),
             }
         )
-    totals: dict[str, int] = {
-        key: sum(int(item[key]) for item in campaigns)
-        for key in ("recipients", "sent", "failed", "ambiguous", "pending", "sending")
-    }
+    totals: dict[str, int] = {key: sum(int(item[key]) for item in campaigns) for key in _TOTALS}
     return {"campaigns": campaigns, **totals}

@@ -7,8 +7,11 @@ ready campaigns over the live workers, rounded up, less what it holds. It renews
 and its entry in `gupshup_workers` every quarter of a lease period; a row expires three
 quarters of a period after its renewal, so a dead worker's apps are free within one period.
 It releases an app when its campaigns are done. A worker that joins later takes free apps
-only, never a live worker's. A worker that dies (SIGKILL, a cut connection, a frozen machine)
-stops renewing; once its leases expire, any worker claims them.
+only, never a live worker's. The fair share cannot see other workers' caps (`--max-apps`):
+an app left free longer than a lease row lives is overdue, and any worker with room takes it
+(one per poll) beyond its share, so a capped worker never leaves an app waiting. A worker
+that dies (SIGKILL, a cut connection, a frozen machine) stops renewing; once its leases
+expire, any worker claims them.
 
 Renewing is not what keeps sends exclusive: every write-ahead mark checks, in its own
 transaction and with the lease row locked, that its worker still holds an unexpired lease
@@ -68,26 +71,31 @@ class Leases:
 
     async def claim(self, limit: int, *, held: int = 0) -> list[str]:
         """Take up to `limit` apps that have ready campaigns and no live lease, within this
-        worker's fair share given the `held` apps it has; their ids."""
-        limit = min(limit, await self.fair_share() - held)
+        worker's fair share given the `held` apps it has (or one overdue app beyond it);
+        their ids."""
         if limit < 1:
             return []
+        fair = min(limit, await self.fair_share() - held)
         async with self.db.transaction():
+            # A free row's `expires` says since when it is free (NULL: since long ago).
             await self.db.execute(
-                "INSERT INTO gupshup_app_leases (app_id) "
-                "SELECT DISTINCT app_id FROM gupshup_campaigns WHERE status = 'ready' "
-                "ON CONFLICT DO NOTHING"
+                "INSERT INTO gupshup_app_leases (app_id, expires) "
+                "SELECT DISTINCT app_id, clock_timestamp() FROM gupshup_campaigns "
+                "WHERE status = 'ready' ON CONFLICT DO NOTHING"
             )
+            free_for = 0.0 if fair >= 1 else self.ttl  # overdue: free longer than a row lives
             cursor = await self.db.execute(
                 "UPDATE gupshup_app_leases AS l SET worker = %(w)s, epoch = l.epoch + 1, "
                 "expires = clock_timestamp() + %(s)s * interval '1 second' "
                 "WHERE l.app_id IN ("
                 "  SELECT app_id FROM gupshup_app_leases "
-                "  WHERE (worker IS NULL OR expires <= clock_timestamp()) AND app_id IN "
-                "    (SELECT app_id FROM gupshup_campaigns WHERE status = 'ready') "
+                "  WHERE (worker IS NULL OR expires <= clock_timestamp()) "
+                "  AND coalesce(expires, '-infinity') <= "
+                "      clock_timestamp() - %(f)s * interval '1 second' "
+                "  AND app_id IN (SELECT app_id FROM gupshup_campaigns WHERE status = 'ready') "
                 "  ORDER BY app_id LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
                 "RETURNING l.app_id",
-                {"w": self.worker, "s": self.ttl, "n": limit},
+                {"w": self.worker, "s": self.ttl, "f": free_for, "n": max(fair, 1)},
             )
             return sorted(row[0] for row in await cursor.fetchall())
 
@@ -110,7 +118,7 @@ class Leases:
     async def release(self, app_id: str) -> None:
         """Give an app up (its campaigns are done, or this worker stops)."""
         await self.db.execute(
-            "UPDATE gupshup_app_leases SET worker = NULL, expires = NULL "
+            "UPDATE gupshup_app_leases SET worker = NULL, expires = clock_timestamp() "
             "WHERE app_id = %s AND worker = %s",
             (app_id, self.worker),
         )

@@ -133,18 +133,25 @@ class PostgresStore:
     async def enqueue(self, spec: CampaignSpec, recipients: Iterable[str]) -> tuple[int, bool]:
         """Store a campaign and all its recipients in one transaction; (id, True when new).
 
-        The same app, message and recipients file already enqueued and not finished gives that
-        campaign's id back and stores nothing: running `--enqueue` twice sends once.
+        The same app, message and recipients file already enqueued gives that campaign's id
+        back and stores nothing, whatever its status: running `--enqueue` twice sends once,
+        even after the first campaign is done. A stopped one is made ready again: it resumes
+        with its pending recipients (say once its token is fixed), nothing resent.
         """
         async with self._reader.transaction():
             await self._reader.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             cursor = await self._reader.execute(
                 "SELECT id FROM gupshup_campaigns WHERE app_id = %s AND message_sha256 = %s "
-                "AND recipients_sha256 = %s AND status = 'ready' ORDER BY id LIMIT 1",
+                "AND recipients_sha256 = %s ORDER BY id LIMIT 1",
                 (spec.app_id, spec.message_sha256, spec.recipients_sha256),
             )
             existing = await cursor.fetchone()
             if existing is not None:
+                await self._reader.execute(
+                    "UPDATE gupshup_campaigns SET status = 'ready', stopped_by = NULL, "
+                    "finished = NULL WHERE id = %s AND status = 'stopped'",
+                    (existing[0],),
+                )
                 return int(existing[0]), False
             cursor = await self._reader.execute(
                 "INSERT INTO gupshup_campaigns (app_id, base_url, token_env, message, rate, "
@@ -314,26 +321,45 @@ class PostgresJournal:
             result, error = None, outcome.result["error"]
         self.store.queue_final(self.campaign, outcome.digits, state, error, outcome.code, result)
 
+    def unmark(self, digits: str) -> None:
+        """Put a marked recipient back to pending: its send was surely not made (committed
+        with the next group; a new owner that already settled it keeps it ambiguous)."""
+        self.store.queue_final(self.campaign, digits, "pending", None, None, None)
+
     async def flush(self) -> None:
         """Wait until every queued mark and final state is committed."""
         await self.store.flush()
 
     async def settle_interrupted(self, *, resend_ambiguous: bool) -> int:
         """Turn `sending` rows of a dead or displaced run into `ambiguous` (or back to pending
-        when `resend_ambiguous`, with old ambiguous rows too). Returns the count."""
-        if resend_ambiguous:
-            cursor = await self.store.reader.execute(
-                "UPDATE gupshup_recipients SET state = 'pending', error = NULL "
-                "WHERE campaign = %s AND state IN ('sending', 'ambiguous')",
-                (self.campaign,),
-            )
-        else:
-            cursor = await self.store.reader.execute(
-                "UPDATE gupshup_recipients SET state = 'ambiguous', error = %s "
-                "WHERE campaign = %s AND state = 'sending'",
-                (INTERRUPTED_ERROR, self.campaign),
-            )
-        return cursor.rowcount
+        when `resend_ambiguous`, with old ambiguous rows too). Returns the count.
+
+        With a `worker`, only while it holds the app's lease (checked with the row locked, as
+        a mark is): a worker that lost the app must not settle its new owner's sends.
+        """
+        # One statement (the reader is shared by concurrent tasks: no transaction block).
+        settle = (
+            "state = 'pending', error = NULL WHERE r.campaign = %(c)s "
+            "AND r.state IN ('sending', 'ambiguous')"
+            if resend_ambiguous
+            else "state = 'ambiguous', error = %(e)s WHERE r.campaign = %(c)s "
+            "AND r.state = 'sending'"
+        )
+        cursor = await self.store.reader.execute(
+            "WITH held AS (SELECT count(*) AS n FROM (SELECT 1 FROM gupshup_app_leases "
+            "  WHERE app_id = %(a)s AND worker = %(w)s AND expires > clock_timestamp() "
+            "  FOR SHARE) AS l), "
+            f"settled AS (UPDATE gupshup_recipients AS r SET {settle} "
+            "  AND (%(w)s::text IS NULL OR (SELECT n FROM held) > 0) RETURNING 1) "
+            "SELECT %(w)s::text IS NULL OR (SELECT n FROM held) > 0, "
+            "(SELECT count(*) FROM settled)",
+            {"a": self.app_id, "w": self.worker, "c": self.campaign, "e": INTERRUPTED_ERROR},
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        if not row[0]:
+            raise LeaseLostError(f"this worker no longer holds app {self.app_id}'s lease")
+        return int(row[1])
 
     async def pending(self, chunk: int = 1_000) -> AsyncIterator[str]:
         """The recipients still to send, in file order, read in chunks (bounded memory)."""
