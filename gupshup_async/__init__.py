@@ -45,6 +45,7 @@ from ._messages import Location, Message, Reaction, Template, Text, message_from
 from ._recipients import normalize_recipient
 from ._retry import RetryPolicy
 from ._version import __version__
+from .webhooks import parse_events
 
 __all__ = [
     "THROTTLING_CODES",
@@ -97,4 +98,5 @@ __all__ = [
     "__version__",
     "message_from_wire",
     "normalize_recipient",
+    "parse_events",
 ]
