@@ -45,7 +45,7 @@ from ._messages import Location, Message, Reaction, Template, Text, message_from
 from ._recipients import normalize_recipient
 from ._retry import RetryPolicy
 from ._version import __version__
-from .webhooks import parse_events
+from .webhooks import WebhookReceiver, parse_events
 
 __all__ = [
     "THROTTLING_CODES",
@@ -95,6 +95,7 @@ __all__ = [
     "Text",
     "UnexpectedResponseError",
     "Video",
+    "WebhookReceiver",
     "__version__",
     "message_from_wire",
     "normalize_recipient",

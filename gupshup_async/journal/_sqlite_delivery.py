@@ -103,11 +103,18 @@ class DeliveryRecords:
                 self._db.execute(statement)
 
     @property
+    def stored_callback_tag(self) -> str | None:
+        """The campaign's callback tag if a send made one (read only: a receiver never makes it,
+        so a journal it creates first still binds to its campaign)."""
+        row = self._db.execute("SELECT value FROM campaign WHERE key = 'callback_tag'").fetchone()
+        return str(row[0]) if row is not None else None
+
+    @property
     def callback_tag(self) -> str:
         """This campaign's random tag, the first half of every send's callback key."""
-        row = self._db.execute("SELECT value FROM campaign WHERE key = 'callback_tag'").fetchone()
-        if row is not None:
-            return str(row[0])
+        tag = self.stored_callback_tag
+        if tag is not None:
+            return tag
         with self._transaction():
             self._db.execute(
                 "INSERT OR IGNORE INTO campaign (key, value) VALUES ('callback_tag', ?)",

@@ -21,8 +21,13 @@ from .events import (
     parse_events,
     parse_timestamp,
 )
+from .receiver import DEFAULT_MAX_BODY_BYTES, DEFAULT_SECRET_HEADER, WebhookReceiver
+from .reconcile import RANKS, callback_key, reconcile
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_SECRET_HEADER",
+    "RANKS",
     "STATUSES",
     "ButtonPayload",
     "FlowResponse",
@@ -36,6 +41,9 @@ __all__ = [
     "WebhookError",
     "WebhookEvent",
     "WebhookParseError",
+    "WebhookReceiver",
+    "callback_key",
     "parse_events",
     "parse_timestamp",
+    "reconcile",
 ]

@@ -36,9 +36,9 @@ def callback_key(tag: str, row: int) -> str:
     return f"{_CALLBACK_PREFIX}{tag}:{row}"
 
 
-def row_from_callback(value: str | None, tag: str) -> int | None:
+def row_from_callback(value: str | None, tag: str | None) -> int | None:
     """The journal row a callback key names, when it is this campaign's (`tag`)."""
-    if not value or not value.startswith(_CALLBACK_PREFIX):
+    if not value or not tag or not value.startswith(_CALLBACK_PREFIX):
         return None
     their_tag, _, row = value[len(_CALLBACK_PREFIX) :].rpartition(":")
     if their_tag != tag or not row.isdigit():
@@ -55,7 +55,7 @@ def event_key(event: WebhookEvent) -> str:
     return "u:" + hashlib.sha256(_encode(event.raw).encode()).hexdigest()
 
 
-def event_row(event: WebhookEvent, tag: str) -> EventRow:
+def event_row(event: WebhookEvent, tag: str | None) -> EventRow:
     """How `event` is stored in the journal's events table."""
     raw = _encode(event.raw)
     if isinstance(event, StatusEvent):
@@ -82,7 +82,7 @@ def reconcile(journal: Journal, events: Sequence[WebhookEvent]) -> list[bool]:
 
     Returns, per event, whether it was new (False: delivered before, not applied again).
     """
-    tag = journal.callback_tag
+    tag = journal.stored_callback_tag
     return journal.store_events([event_row(event, tag) for event in events])
 
 
