@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .._recipients import normalize_recipient
+
 _DELIVERY_COLUMNS = (
     ("message_id", "TEXT"),
     ("delivery", "TEXT"),
@@ -83,6 +85,7 @@ class DeliveryRecords:
     """Mixed into `Journal`: the delivery columns, the events table and the funnel queries."""
 
     _db: sqlite3.Connection
+    _row_of: dict[str, int]
 
     def _transaction(self) -> AbstractContextManager[None]:  # pragma: no cover - Journal's
         raise NotImplementedError
@@ -122,6 +125,13 @@ class DeliveryRecords:
             )
         row = self._db.execute("SELECT value FROM campaign WHERE key = 'callback_tag'").fetchone()
         return str(row[0])
+
+    def row_of(self, recipient: str) -> int | None:
+        """The journal row of a recipient `pending()` handed out (for its callback key)."""
+        try:
+            return self._row_of.get(normalize_recipient(recipient))
+        except ValueError:
+            return None
 
     def store_events(self, rows: Sequence[EventRow]) -> list[bool]:
         """Store the events and apply the new statuses, in one transaction.
