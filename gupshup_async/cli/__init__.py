@@ -1,4 +1,4 @@
-"""The `gupshup-async` console script: `campaign`, `demo` and `mock`.
+"""The `gupshup-async` console script: `campaign`, `demo`, `mock`, `webhooks serve`, `report`.
 
 Exit status: 0 when every recipient has a final result (failures are listed, not fatal),
 1 when the API refused the credentials (401/403) and the rest was left pending to resume,
@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .._bulk import DEFAULT_CONCURRENCY, DEFAULT_RATE
 from .._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, check_app_id, check_token
@@ -165,12 +166,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--slow-seconds", type=float, default=30.0, help="how long a 'slow' fault takes"
     )
     mock.add_argument("--seed", type=int, default=0)
+    _add_delivery_commands(commands)
     return parser  # fmt: skip
+
+
+def _add_delivery_commands(commands: Any) -> None:
+    """`webhooks serve` and `report`: the delivery side, in their own modules."""
+    from ._report import add_report_parser
+    from ._webhooks import add_webhooks_parser
+
+    add_webhooks_parser(commands)
+    add_report_parser(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if hasattr(args, "run"):  # subcommands that name their own entry point
+        return int(args.run(args))
     if args.command == "mock":
         from ._mock_command import serve_mock
 

@@ -1,0 +1,135 @@
+"""`gupshup-async webhooks serve`: receive Gupshup's callbacks into a campaign journal.
+
+Long-running on purpose: statuses trickle in for days and read receipts come late. The secret
+comes from an environment variable (`--secret-env NAME`), never from a flag; without one the
+command refuses to start unless an IP allowlist is given. Stop it with Ctrl-C or SIGTERM:
+pending commits finish first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from ..webhooks import DEFAULT_SECRET_HEADER, WebhookReceiver
+
+DEFAULT_PORT = 8090
+
+
+def add_webhooks_parser(commands: Any) -> None:
+    """Add `webhooks serve` to the console script's subcommands."""
+    webhooks = commands.add_parser("webhooks", help="receive Gupshup's delivery webhooks")
+    actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    serve = actions.add_parser(
+        "serve",
+        help="store callbacks in a campaign journal and reconcile its delivery statuses",
+        description="Answer Gupshup's v3 callbacks (POST), store them in the journal, then 200.",
+    )
+    serve.add_argument("--journal", required=True, type=str, help="the campaign's journal file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"(default {DEFAULT_PORT})")
+    serve.add_argument("--path", default="/", help="the path Gupshup posts to (default /)")
+    serve.add_argument(
+        "--secret-env",
+        metavar="NAME",
+        default=None,
+        help="environment variable holding the shared secret Gupshup sends as a header",
+    )
+    serve.add_argument(
+        "--secret-header",
+        default=DEFAULT_SECRET_HEADER,
+        metavar="H",
+        help=f"the header carrying the secret (default {DEFAULT_SECRET_HEADER})",
+    )
+    serve.add_argument(
+        "--allow-ip",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="accept callbacks only from here (repeatable)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a reverse proxy whose X-Forwarded-For names the caller (repeatable)",
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=1024 * 1024, help="larger bodies get 413 (1 MiB)"
+    )
+    serve.set_defaults(run=serve_webhooks)
+
+
+class _StoppedError(Exception):
+    """SIGTERM, once uvicorn has finished its graceful shutdown."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _StoppedError
+
+
+def _usage(problem: str) -> int:
+    print(f"gupshup-async: error: {problem}", file=sys.stderr)
+    return 2
+
+
+def serve_webhooks(args: argparse.Namespace) -> int:
+    """Serve the receiver with uvicorn until interrupted; exit 2 on bad usage."""
+    secret: str | None = None
+    if args.secret_env is not None:
+        secret = os.environ.get(args.secret_env) or None
+        if secret is None:
+            return _usage(f"${args.secret_env} (--secret-env) is unset or empty")
+    elif not args.allow_ip:
+        return _usage(
+            "give --secret-env NAME (a shared secret) or --allow-ip CIDR: "
+            "refusing to accept callbacks from anyone"
+        )
+    try:
+        receiver = WebhookReceiver(
+            journal=args.journal,
+            secret=secret,
+            secret_header=args.secret_header,
+            allow_ips=args.allow_ip,
+            trusted_proxies=args.trusted_proxy,
+            max_body_bytes=args.max_body_bytes,
+            path=args.path,
+        )
+    except ValueError as problem:
+        return _usage(str(problem))
+    import uvicorn
+
+    from ..mock._server import uvicorn_config
+
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as problem:
+        return _usage(f"cannot listen on {args.host}:{args.port}: {problem}")
+    port = sock.getsockname()[1]
+    auth = f"secret in {args.secret_header}" if secret else "no secret"
+    if args.allow_ip:
+        auth += f", from {', '.join(args.allow_ip)}"
+    print(
+        f"Receiving Gupshup webhooks on http://{args.host}:{port}{args.path} "
+        f"into {args.journal} ({auth}); Ctrl-C to stop",
+        flush=True,
+    )
+    server = uvicorn.Server(uvicorn_config(receiver, lifespan="on"))  # type: ignore[arg-type]
+    # uvicorn shuts down gracefully, then raises the signal again: end here, not killed by it.
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        server.run(sockets=[sock])
+    except (_StoppedError, KeyboardInterrupt):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"Stopped: {receiver.stats['events']} new events, "
+          f"{receiver.stats['duplicates']} repeats", flush=True)  # fmt: skip
+    return 0
