@@ -9,10 +9,13 @@ pending commits finish first.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import socket
 import sys
+import threading
+import time
 from typing import Any
 
 from ..webhooks import DEFAULT_SECRET_HEADER, WebhookReceiver
@@ -133,3 +136,50 @@ def serve_webhooks(args: argparse.Namespace) -> int:
     print(f"Stopped: {receiver.stats['events']} new events, "
           f"{receiver.stats['duplicates']} repeats", flush=True)  # fmt: skip
     return 0
+
+
+class ReceiverThread:
+    """A `WebhookReceiver` served by uvicorn on a loopback port in a background thread (the
+    demo's receiver; `webhooks serve` is the long-running one)."""
+
+    def __init__(self, receiver: WebhookReceiver, host: str = "127.0.0.1") -> None:
+        self.receiver = receiver
+        self.host = host
+        self.port = 0
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Where to post callbacks."""
+        return f"http://{self.host}:{self.port}{self.receiver.path or '/'}"
+
+    def start(self) -> None:
+        """Bind a free port and serve; return once it accepts connections."""
+        import uvicorn
+
+        from ..mock._server import uvicorn_config
+
+        sock = socket.socket()
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn_config(self.receiver, lifespan="on"))  # type: ignore[arg-type]
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[sock])),
+            name="gupshup-webhooks",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the webhook receiver did not start")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Stop serving (pending commits finish) and wait for the thread."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

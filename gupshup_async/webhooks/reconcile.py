@@ -52,7 +52,8 @@ def event_key(event: WebhookEvent) -> str:
         return f"s:{event.message_id}:{event.status}"
     if isinstance(event, InboundMessage) and event.wamid:
         return f"m:{event.wamid}"
-    return "u:" + hashlib.sha256(_encode(event.raw).encode()).hexdigest()
+    canonical = json.dumps(event.raw, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return "u:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def event_row(event: WebhookEvent, tag: str | None) -> EventRow:
@@ -87,4 +88,4 @@ def reconcile(journal: Journal, events: Sequence[WebhookEvent]) -> list[bool]:
 
 
 def _encode(raw: Any) -> str:
-    return json.dumps(raw, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return json.dumps(raw, ensure_ascii=False)
