@@ -142,10 +142,10 @@ class ReceiverThread:
     """A `WebhookReceiver` served by uvicorn on a loopback port in a background thread (the
     demo's receiver; `webhooks serve` is the long-running one)."""
 
-    def __init__(self, receiver: WebhookReceiver, host: str = "127.0.0.1") -> None:
+    def __init__(self, receiver: WebhookReceiver, host: str = "127.0.0.1", port: int = 0) -> None:
         self.receiver = receiver
         self.host = host
-        self.port = 0
+        self.port = port
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -161,7 +161,8 @@ class ReceiverThread:
         from ..mock._server import uvicorn_config
 
         sock = socket.socket()
-        sock.bind((self.host, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self._server = uvicorn.Server(uvicorn_config(self.receiver, lifespan="on"))  # type: ignore[arg-type]
         self._thread = threading.Thread(
