@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from gupshup_async.mock import DeliveryPlan, FaultPlan, MockGupshupServer
@@ -226,3 +227,33 @@ def test_report_of_a_missing_journal_is_a_usage_error(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 2
     assert re.search(r"journal .*none\.sqlite3 does not exist", done.stderr)
+
+
+def test_serve_does_not_trust_x_forwarded_for_unless_told(tmp_path: Path) -> None:
+    port = _free_port()
+    base = [sys.executable, "-m", "gupshup_async", "webhooks", "serve", "--journal",
+            str(tmp_path / "j.sqlite3"), "--port", str(port), "--allow-ip", "10.0.0.0/8"]  # fmt: skip
+    body = {
+        "entry": [
+            {
+                "changes": [
+                    {"value": {"statuses": [{"gs_id": "g", "status": "sent", "timestamp": 1}]}}
+                ]
+            }
+        ]
+    }
+    answers = []
+    for extra in ([], ["--trusted-proxy", "127.0.0.1/32"]):
+        process = subprocess.Popen([*base, *extra], env=_env(), stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None
+            process.stdout.readline()
+            spoofed = httpx.post(
+                f"http://127.0.0.1:{port}/", json=body, headers={"X-Forwarded-For": "10.1.2.3"}
+            )
+            answers.append(spoofed.status_code)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)
+    # uvicorn's own proxy headers would believe 127.0.0.1; only --trusted-proxy may
+    assert answers == [403, 200]

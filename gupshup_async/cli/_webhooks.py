@@ -68,6 +68,15 @@ def add_webhooks_parser(commands: Any) -> None:
     serve.set_defaults(run=serve_webhooks)
 
 
+def receiver_config(receiver: WebhookReceiver) -> Any:
+    """uvicorn settings for the receiver: the mock's, with lifespan (commits finish at
+    shut-down) and without uvicorn's proxy headers, which would trust any X-Forwarded-For
+    from 127.0.0.1: the receiver's own `trusted_proxies` is the one rule."""
+    from ..mock._server import uvicorn_config
+
+    return uvicorn_config(receiver, lifespan="on", proxy_headers=False)  # type: ignore[arg-type]
+
+
 class _StoppedError(Exception):
     """SIGTERM, once uvicorn has finished its graceful shutdown."""
 
@@ -107,8 +116,6 @@ def serve_webhooks(args: argparse.Namespace) -> int:
         return _usage(str(problem))
     import uvicorn
 
-    from ..mock._server import uvicorn_config
-
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -124,7 +131,7 @@ def serve_webhooks(args: argparse.Namespace) -> int:
         f"into {args.journal} ({auth}); Ctrl-C to stop",
         flush=True,
     )
-    server = uvicorn.Server(uvicorn_config(receiver, lifespan="on"))  # type: ignore[arg-type]
+    server = uvicorn.Server(receiver_config(receiver))
     # uvicorn shuts down gracefully, then raises the signal again: end here, not killed by it.
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
@@ -158,13 +165,11 @@ class ReceiverThread:
         """Bind a free port and serve; return once it accepts connections."""
         import uvicorn
 
-        from ..mock._server import uvicorn_config
-
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn_config(self.receiver, lifespan="on"))  # type: ignore[arg-type]
+        self._server = uvicorn.Server(receiver_config(self.receiver))
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve(sockets=[sock])),
             name="gupshup-webhooks",
