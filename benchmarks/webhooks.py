@@ -7,6 +7,11 @@ the journal is counted: every acknowledged event must be in it, once.
 
     python -m benchmarks.webhooks            # 20 000 events, concurrency 64 (about a minute)
     python -m benchmarks.webhooks --quick    # 3 000 events, prints only
+
+Then the chaos run with webhooks on (`settle`): a real campaign against the mock injecting
+dropped connections, timeouts and malformed answers, the mock posting every accepted message's
+statuses to `webhooks serve`, then `report --json`: how many ambiguous recipients the webhooks
+settled, against how many the mock had in fact accepted.
 """
 
 from __future__ import annotations
@@ -112,16 +117,83 @@ def run(total: int, concurrency: int) -> dict[str, Any]:
     }
 
 
+def settle(recipients: int) -> dict[str, Any]:
+    """The chaos campaign with webhooks on; returns the settling figures."""
+    from gupshup_async.mock import DeliveryPlan, FaultPlan, MockGupshupServer
+
+    workdir = Path(tempfile.mkdtemp(prefix="gupshup-bench-settle-"))
+    journal, numbers = workdir / "journal.sqlite3", workdir / "to.csv"
+    numbers.write_text("phone\n" + "".join(f"9174{i:08d}\n" for i in range(recipients)))
+    port = free_port()
+    serve = [sys.executable, "-m", "gupshup_async", "webhooks", "serve", "--journal",
+             str(journal), "--port", str(port), "--secret-env", "BENCH_SECRET"]  # fmt: skip
+    env = {**os.environ, "BENCH_SECRET": SECRET}
+    receiver = subprocess.Popen(serve, env=env, stdout=subprocess.PIPE, text=True)
+    assert receiver.stdout is not None
+    receiver.stdout.readline()
+    faults = FaultPlan(seed=11, slow_seconds=3.0, rates={
+        "429": 0.05, "500": 0.01, "504": 0.01, "drop_before": 0.01, "drop_after": 0.02,
+        "slow": 0.01, "empty": 0.005, "truncated_json": 0.005, "no_message_id": 0.005})  # fmt: skip
+    plan = DeliveryPlan(seed=11, failures={131047: 0.05, 131026: 0.02, 131049: 0.01},
+                        duplicate_share=0.05, out_of_order_share=0.1)  # fmt: skip
+    mock = MockGupshupServer(faults=faults, keep_messages=False, delivery=plan,
+                             webhook_url=f"http://127.0.0.1:{port}/",
+                             webhook_headers={"X-Webhook-Secret": SECRET})  # fmt: skip
+    mock.start()
+    try:
+        campaign_env = {
+            **os.environ,
+            "GUPSHUP_APP_TOKEN": mock.token,
+            "GUPSHUP_APP_ID": mock.app_id,
+            "GUPSHUP_BASE_URL": mock.base_url,
+        }
+        subprocess.run([sys.executable, "-m", "gupshup_async", "campaign", str(numbers),
+                        "--text", "hello", "--journal", str(journal), "--timeout", "1",
+                        "--rate", "1000", "--no-progress"], env=campaign_env,
+                       capture_output=True, check=True)  # fmt: skip
+        started = time.monotonic()
+        mock.wait_for_webhooks(timeout=300)
+        drained = time.monotonic() - started
+        accepted = set(mock.recorder.accepted)
+        assert mock.webhooks is not None
+        posted, gave_up = mock.webhooks.posted, mock.webhooks.gave_up
+    finally:
+        mock.stop()
+        receiver.send_signal(signal.SIGTERM)
+        receiver.communicate(timeout=60)
+    done = subprocess.run([sys.executable, "-m", "gupshup_async", "report", str(journal),
+                           "--json"], capture_output=True, text=True, check=True)  # fmt: skip
+    report = json.loads(done.stdout)
+    with sqlite3.connect(journal) as db:
+        ambiguous = {row[0] for row in db.execute(
+            "SELECT digits FROM recipients WHERE state = 'ambiguous'")}  # fmt: skip
+    return {
+        "recipients": recipients,
+        "ambiguous": len(ambiguous),
+        "ambiguous_accepted_by_mock": len(ambiguous & accepted),
+        "ambiguous_settled": report["ambiguous_settled"],
+        "ambiguous_unsettled": report["ambiguous_unsettled"],
+        "report_matches_plan": {k: report[k] for k in plan.expected_funnel(accepted)}
+        == plan.expected_funnel(accepted),
+        "webhooks_posted": posted,
+        "webhooks_given_up": gave_up,
+        "drain_seconds_after_campaign": round(drained, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 000 events; results not saved")
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--recipients", type=int, default=None, help="of the settle run")
     args = parser.parse_args()
     total = args.events or (3_000 if args.quick else 20_000)
-    figures = run(total, args.concurrency)
-    print(json.dumps(figures))
-    if not args.quick and args.events is None:
+    figures = {"ingest": run(total, args.concurrency)}
+    print(json.dumps(figures["ingest"]), flush=True)
+    figures["settle"] = settle(args.recipients or (500 if args.quick else 5_000))
+    print(json.dumps(figures["settle"]), flush=True)
+    if not args.quick and args.events is None and args.recipients is None:
         (RESULTS / "webhooks.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
