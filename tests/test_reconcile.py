@@ -189,3 +189,22 @@ async def test_an_older_journal_file_gains_the_delivery_columns(tmp_path: Path) 
     again = Journal(path)  # opening it again changes nothing
     assert row(again, A)[2] == "read"
     again.close()
+
+
+async def test_one_batch_with_repeats_and_a_settling_key_applies_each_once(
+    journal: Journal,
+) -> None:
+    await finish(journal, A, "sent", "gs-a")
+    await finish(journal, B, "ambiguous")
+    key = callback_key(journal.callback_tag, 1)
+    bodies = [
+        status("gs-a", "delivered", 1710941395),
+        status("gs-a", "delivered", 1710941999),
+        status("gs-b", "sent", 1710941394, biz_opaque_callback_data=key),
+        status("gs-b", "read", 1710941398),
+    ]  # found through the key given just before
+    events = [event for body in bodies for event in parse_events(body)]
+    assert reconcile(journal, events) == [True, False, True, True]
+    assert row(journal, A)[2:4] == ("delivered", 1710941395.0)
+    assert row(journal, B) == ("ambiguous", "gs-b", "read", 1710941398.0, None, None)
+    assert journal.unapplied_events() == 0

@@ -123,6 +123,7 @@ def serve_webhooks(args: argparse.Namespace) -> int:
     except OSError as problem:
         return _usage(f"cannot listen on {args.host}:{args.port}: {problem}")
     port = sock.getsockname()[1]
+    sock.listen(2048)  # callbacks queue from the moment the line below is printed
     auth = f"secret in {args.secret_header}" if secret else "no secret"
     if args.allow_ip:
         auth += f", from {', '.join(args.allow_ip)}"

@@ -87,5 +87,8 @@ def reconcile(journal: Journal, events: Sequence[WebhookEvent]) -> list[bool]:
     return journal.store_events([event_row(event, tag) for event in events])
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
+
+
 def _encode(raw: Any) -> str:
-    return json.dumps(raw, ensure_ascii=False)
+    return _ENCODER.encode(raw)
