@@ -4,7 +4,7 @@
 `BulkSender` fans a message out to many recipients at the account's rate.
 """
 
-from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome
+from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome, Status
 from ._client import AsyncGupshupClient, AttemptEvent, SendResult
 from ._contacts import (
     Contact,
@@ -43,7 +43,7 @@ from ._interactive import (
 from ._media import Audio, Document, Image, Sticker, Video
 from ._messages import Location, Message, Reaction, Template, Text, message_from_wire
 from ._recipients import normalize_recipient
-from ._retry import RetryPolicy
+from ._retry import RetryDecision, RetryPolicy
 from ._version import __version__
 from .webhooks import WebhookReceiver, parse_events
 
@@ -87,9 +87,11 @@ __all__ = [
     "Reaction",
     "ReplyButton",
     "ReplyButtons",
+    "RetryDecision",
     "RetryPolicy",
     "SendResult",
     "ServerError",
+    "Status",
     "Sticker",
     "Template",
     "Text",

@@ -1,8 +1,13 @@
 """BulkSender: one message (or one per recipient) to many recipients at the account's rate.
 
 A fixed pool of `concurrency` workers pulls from the recipients as they are iterated (never one
-task per recipient); every attempt is first admitted by the run's `Pacer` (the token bucket,
+task per recipient); every attempt is first admitted by the sender's `Pacer` (the token bucket,
 pauses and slow-downs on throttling, see `_pacing`).
+
+State lives in what it describes: the account's rate (bucket, rate factor, `Retry-After` pause)
+belongs to the sender and is shared by concurrent runs; each run (`_Run`) holds its workers,
+input, duplicate check and stop flag. Whether and when to retry is `RetryPolicy.decide`, the
+same decision `AsyncGupshupClient.send()` uses.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ._errors import GupshupError, RateLimitError
 from ._messages import Message
 from ._pacing import Pacer
 from ._recipients import NumberSet, mask_recipient, normalize_recipient
+from ._retry import RetryDecision
 
 DEFAULT_RATE = 80.0
 DEFAULT_CONCURRENCY = 64
@@ -98,6 +104,7 @@ class BulkSender:
     `before_send(digits)` is awaited once per recipient, after its first bucket token and
     before its first request (a journal's write-ahead mark). `deduplicate=False` skips the
     in-memory check for repeated numbers, for callers that deduplicate already (the journal).
+    Concurrent `send()`/`stream()` calls on one sender share its rate.
     """
 
     def __init__(
@@ -129,15 +136,30 @@ class BulkSender:
         self._limiter = limiter
         self._clock = clock
         self._pacer: Pacer | None = None
+        self._pacer_loop: asyncio.AbstractEventLoop | None = None
+        self._runs = 0
+        self._throttled = 0
 
     @property
     def rate_cuts(self) -> int:
-        """How many times throttling made the last run halve its rate."""
+        """How many times throttling made this sender halve its rate."""
         return self._pacer.cuts if self._pacer else 0
 
     @property
+    def throttled(self) -> int:
+        """How many throttled answers (`RateLimitError`s) this sender has received."""
+        return self._throttled
+
+    @property
+    def current_rate(self) -> float | None:
+        """The effective rate (msg/s) allowed now after throttling, or None if unlimited."""
+        if self.rate is None:
+            return None
+        return self.rate * (self._pacer.current_factor() if self._pacer else 1.0)
+
+    @property
     def lowest_rate(self) -> float | None:
-        """The lowest effective rate (msg/s) the last run fell to, or None if unlimited."""
+        """The lowest effective rate (msg/s) this sender fell to, or None if unlimited."""
         if self._pacer is None or self.rate is None:
             return None
         return self.rate * self._pacer.lowest_factor
@@ -225,19 +247,31 @@ class BulkSender:
     ) -> None:
         if isinstance(callback, str):
             check_callback_data(callback)
-        # Created here, inside the running loop: aiolimiter binds to the first loop using it.
-        limiter = self._limiter
-        if limiter is None and self.rate is not None:
-            limiter = AsyncLimiter(self.burst, self.burst / self.rate)
-            # Start with a full bucket: a run's first second holds no burst, only the rate.
-            await limiter.acquire(self.burst)
-        self._pacer = Pacer(limiter, self._clock, rate=self.rate)
+        pacer = await self._shared_pacer()
+        self._runs += 1
         try:
-            run = _Run(self, recipients, message, emit, slots, self._pacer)
+            run = _Run(self, recipients, message, emit, slots, pacer)
             run.callback = callback
             await run.execute()
         finally:
-            self._pacer.close()
+            self._runs -= 1
+            if self._runs == 0:
+                pacer.close()  # nobody waits any more; the next run starts it again
+
+    async def _shared_pacer(self) -> Pacer:
+        """The account's pacer, created inside the running loop (aiolimiter binds to it)."""
+        loop = asyncio.get_running_loop()
+        if self._pacer is not None and self._pacer_loop is loop:
+            return self._pacer
+        limiter = self._limiter
+        if limiter is None and self.rate is not None:
+            limiter = AsyncLimiter(self.burst, self.burst / self.rate)
+        self._pacer, self._pacer_loop = Pacer(limiter, self._clock, rate=self.rate), loop
+        pacer = self._pacer
+        if limiter is not None and self._limiter is None:
+            # Start with a full bucket: the first second holds no burst, only the rate.
+            await limiter.acquire(self.burst)
+        return pacer
 
 
 class _Run:
@@ -245,7 +279,9 @@ class _Run:
 
     Plain asyncio on purpose: this is the per-message hot path, and memory streams and cancel
     scopes cost ~15% of a send here (measured). On cancellation, workers waiting for a token,
-    a backoff or input are cancelled; workers inside a request finish it and report it.
+    a backoff or input are cancelled (a recipient drawn but not on the wire is reported
+    "not_sent" through `on_result`); workers inside a request finish it (bounded by the
+    client's whole-attempt `timeout`) and report it.
     """
 
     def __init__(
@@ -355,9 +391,14 @@ class _Run:
         task = asyncio.current_task()
         assert task is not None
         retries = 0
-        started = 0.0
+        started = latency = 0.0
+        failed: GupshupError | None = None
         while True:
-            await pacer.admit()
+            try:
+                await pacer.admit()
+            except asyncio.CancelledError:
+                self.report_unsent(index, to, digits, failed, retries, latency)
+                raise
             if retries == 0:
                 if before_send is not None:
                     self.busy.add(task)  # a write-ahead mark is not abandoned half-way
@@ -367,48 +408,75 @@ class _Run:
                         self.busy.discard(task)
                 started = self.clock()
             if self.stopping:
-                return _failure(index, to, digits, "not_sent", "stopped before sending", None)
+                return self.unsent(index, to, digits, failed, retries, latency)
             self.busy.add(task)  # from here on a stop waits for the answer
             try:
-                sent = await self.client.post_once(body)
+                sent = await self.client._post_once(body)
             except GupshupError as error:
-                failed: GupshupError = error
+                failed = error
             else:
                 latency = self.clock() - started
-                self.client.report_attempt(retries + 1, digits, None, None)
+                self.client._report_attempt(retries + 1, digits, None, None)
                 return Outcome(
                     index, to, digits, "sent", _success(to, sent.raw), None, retries + 1, latency
                 )
             finally:
                 self.busy.discard(task)
             latency = self.clock() - started
-            retry_after = failed.retry_after if isinstance(failed, RateLimitError) else None
-            if isinstance(failed, RateLimitError):
-                pacer.throttled(retry_after)
-            if self.stopping or not policy.should_retry(failed, retries):
-                self.client.report_attempt(retries + 1, digits, failed, None)
+            decision = self.decide(failed, retries)
+            if self.stopping or not decision.retry:
+                self.client._report_attempt(retries + 1, digits, failed, None)
                 status = _status(failed)
                 if self.stopping and status == "failed" and policy.is_retryable(failed):
                     status = "not_sent"  # stopped before its retry: surely not delivered
                 return _failure(
                     index, to, digits, status, _describe(failed), failed, retries + 1, latency
                 )
-            # A Retry-After pauses the pacer, which every worker waits on; else back off here.
-            wait = retry_after if retry_after is not None else policy.wait_for(failed, retries)
-            self.client.report_attempt(retries + 1, digits, failed, wait)
-            try:
-                if retry_after is None:
-                    await policy.sleep(wait)
-            except asyncio.CancelledError:
-                error_text = f"cancelled before retrying ({failed}); not delivered"
-                if self.on_result is not None:  # nobody awaits the results any more
-                    self.on_result(
-                        _failure(
-                            index, to, digits, "not_sent", error_text, failed, retries + 1, latency
-                        )
-                    )
-                raise
+            self.client._report_attempt(retries + 1, digits, failed, decision.wait)
             retries += 1
+            if decision.pause is None:  # else the account's pause holds every worker in admit()
+                try:
+                    await policy.sleep(decision.wait)
+                except asyncio.CancelledError:
+                    self.report_unsent(index, to, digits, failed, retries, latency)
+                    raise
+
+    def decide(self, failed: GupshupError, retries: int) -> RetryDecision:
+        """The policy's decision, with rate-dependent throttling noted on the shared pacer."""
+        decision = self.policy.decide(failed, retries)
+        if isinstance(failed, RateLimitError):
+            self.sender._throttled += 1
+        if decision.account_throttled:
+            self.pacer.throttled(decision.pause)
+        return decision
+
+    def unsent(
+        self,
+        index: int,
+        to: str,
+        digits: str,
+        failed: GupshupError | None,
+        attempts: int,
+        latency: float,
+    ) -> Outcome:
+        """A recipient stopped before its first request or before a retry: surely not sent."""
+        if failed is None:
+            return _failure(index, to, digits, "not_sent", "stopped before sending", None)
+        text = f"stopped before retrying ({failed}); not delivered"
+        return _failure(index, to, digits, "not_sent", text, failed, attempts, latency)
+
+    def report_unsent(
+        self,
+        index: int,
+        to: str,
+        digits: str,
+        failed: GupshupError | None,
+        attempts: int,
+        latency: float,
+    ) -> None:
+        """On cancellation nobody awaits the results any more: only `on_result` hears it."""
+        if self.on_result is not None:
+            self.on_result(self.unsent(index, to, digits, failed, attempts, latency))
 
 
 def _status(error: GupshupError) -> Status:

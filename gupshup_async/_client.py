@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -13,8 +15,8 @@ import httpx
 
 from ._errors import (
     APIError,
+    APITimeoutError,
     GupshupError,
-    InvalidCredentialsError,
     UnexpectedResponseError,
     error_from_response,
 )
@@ -22,11 +24,18 @@ from ._message_base import MessageModel
 from ._messages import Message
 from ._recipients import mask_recipient, normalize_recipient
 from ._retry import DEFAULT_MAX_RETRIES, RetryPolicy, parse_retry_after
+from ._settings import check_app_id as check_app_id  # the CLI checks credentials from here
+from ._settings import check_base_url, check_reply_to
+from ._settings import check_token as check_token
 from ._transport import (
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_BYTES,
     classify_transport_error,
     create_http_client,
     create_transport,
+    deadline,
+    forget_frames,
+    read_body,
 )
 from ._version import __version__
 
@@ -36,7 +45,6 @@ DEFAULT_BASE_URL = "https://partner.gupshup.io"
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"gupshup-async/{__version__}"
 
-_APP_ID_FORBIDDEN = frozenset("/?#%")
 #: Meta's limit on `biz_opaque_callback_data`, echoed back in the message's status webhooks.
 MAX_CALLBACK_DATA = 512
 
@@ -84,8 +92,7 @@ def encode_body(
     """The full request body around a pre-encoded message fragment."""
     context = ""
     if reply_to is not None:
-        if not isinstance(reply_to, str) or not reply_to.strip():
-            raise ValueError("reply_to must be the non-empty id of the message to quote")
+        check_reply_to(reply_to)
         context = ',"context":{"message_id":' + json.dumps(reply_to, ensure_ascii=False) + "}"
     if biz_opaque_callback_data is not None:
         check_callback_data(biz_opaque_callback_data)
@@ -107,6 +114,10 @@ class AsyncGupshupClient:
 
     Use it as an async context manager or call `aclose()`. A caller-supplied `http_client` is
     used as it is and never closed here. The token goes into one header and nowhere else.
+    `timeout` (seconds) is the deadline of each whole attempt: connect, write, headers and
+    body. An answer body larger than `max_response_bytes` (after decompression) is cut and its
+    connection dropped. `base_url` must be https, or plain http to a loopback host; pass
+    `allow_insecure_http=True` to send the token unencrypted to another host.
     """
 
     def __init__(
@@ -117,18 +128,40 @@ class AsyncGupshupClient:
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = DEFAULT_TIMEOUT,
         http_client: httpx.AsyncClient | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: int | None = None,
         retry_ambiguous: bool = False,
         retry_policy: RetryPolicy | None = None,
         on_attempt: Callable[[AttemptEvent], None] | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_insecure_http: bool = False,
     ) -> None:
         check_app_id(app_id)
         check_token(token)
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise ValueError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise ValueError(f"max_connections must be an integer >= 1, got {max_connections!r}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
+            raise ValueError(
+                f"max_response_bytes must be an integer >= 1024, got {max_response_bytes!r}"
+            )
+        if max_response_bytes < 1024:
+            raise ValueError(f"max_response_bytes must be >= 1024, got {max_response_bytes}")
+        if max_retries is not None and retry_policy is not None:
+            raise TypeError(
+                "pass max_retries or retry_policy, not both: "
+                "use RetryPolicy(max_retries=...) to set both"
+            )
         self.app_id = app_id
         self.base_url = base_url.rstrip("/")
+        self.timeout = float(timeout)
+        self.max_response_bytes = max_response_bytes
         self._url = httpx.URL(f"{self.base_url}/partner/app/{app_id}/v3/message")
         self._headers = httpx.Headers(
             {"Authorization": token, "Content-Type": "application/json", "User-Agent": USER_AGENT}
@@ -142,11 +175,13 @@ class AsyncGupshupClient:
             http_client = create_http_client(timeout=timeout, transport=self._transport)
         self._http = http_client
         self._extensions = {"timeout": self._http.timeout.as_dict()}
-        policy = retry_policy or RetryPolicy()
+        # The owned pool (aiohttp) belongs to the loop that first used it.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        policy = retry_policy or RetryPolicy(
+            max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+        )
         self.retry_policy = replace(
-            policy,
-            max_retries=max_retries if retry_policy is None else policy.max_retries,
-            retry_ambiguous=retry_ambiguous or policy.retry_ambiguous,
+            policy, retry_ambiguous=retry_ambiguous or policy.retry_ambiguous
         )
         self.on_attempt = on_attempt
 
@@ -187,9 +222,9 @@ class AsyncGupshupClient:
         """
         digits = normalize_recipient(to)
         body = encode_body(digits, encode_message(message), reply_to, biz_opaque_callback_data)
-        return await self.send_encoded(digits, body, max_retries=max_retries)
+        return await self._send_encoded(digits, body, max_retries=max_retries)
 
-    async def send_encoded(
+    async def _send_encoded(
         self, digits: str, body: bytes, *, max_retries: int | None = None
     ) -> SendResult:
         """Send a body built by `encode_body` for the already normalised `digits`, with retries."""
@@ -197,52 +232,80 @@ class AsyncGupshupClient:
         retries = 0
         while True:
             try:
-                result = await self.post_once(body)
+                result = await self._post_once(body)
             except GupshupError as error:
-                retry = policy.should_retry(error, retries, max_retries)
-                wait = policy.wait_for(error, retries) if retry else None
-                self.report_attempt(retries + 1, digits, error, wait)
-                if wait is None:
+                decision = policy.decide(error, retries, max_retries)
+                self._report_attempt(
+                    retries + 1, digits, error, decision.wait if decision.retry else None
+                )
+                if not decision.retry:
                     raise
-                await policy.sleep(wait)
+                await policy.sleep(decision.wait)
                 retries += 1
                 continue
-            self.report_attempt(retries + 1, digits, None, None)
+            self._report_attempt(retries + 1, digits, None, None)
             return result
 
-    async def post_once(self, body: bytes) -> SendResult:
-        """One HTTP attempt, no retry: the building block of `send` and of the bulk sender."""
+    async def _post_once(self, body: bytes) -> SendResult:
+        """One HTTP attempt, no retry, under the whole-attempt deadline and the body cap."""
+        self._check_usable()
+        try:
+            async with deadline(self.timeout):
+                status, headers, content, problem = await self._exchange(body)
+        except httpx.TransportError as exc:
+            error = classify_transport_error(exc)
+            forget_frames(exc)
+            raise error from exc
+        except TimeoutError as exc:
+            forget_frames(exc)
+            raise APITimeoutError(
+                f"no complete answer within {self.timeout:g} s: the message may have been sent",
+                ambiguous=True,
+            ) from None
+        text = content.decode("utf-8", errors="replace")
+        if 200 <= status < 300:
+            if problem is not None:
+                raise UnexpectedResponseError(
+                    f"success answer unreadable ({problem}): the message may have been accepted",
+                    status_code=status,
+                    body=text,
+                    ambiguous=True,
+                )
+            return _parse_success(status, content)
+        raise error_from_response(status, text, retry_after=parse_retry_after(headers))
+
+    async def _exchange(self, body: bytes) -> tuple[int, httpx.Headers, bytes, str | None]:
+        """POST `body`; return the status, headers, body (capped) and what cut the body."""
+        if self._transport is not None:
+            request = httpx.Request(
+                "POST", self._url, headers=self._headers, content=body, extensions=self._extensions
+            )
+            response = await self._transport.handle_async_request(request)
+        else:
+            request = self._http.build_request(
+                "POST", self._url, headers=self._headers, content=body
+            )
+            response = await self._http.send(request, stream=True)
+        try:
+            content, problem = await read_body(response, self.max_response_bytes)
+        finally:
+            await response.aclose()
+        return response.status_code, response.headers, content, problem
+
+    def _check_usable(self) -> None:
         if self._http.is_closed:
             raise RuntimeError("this AsyncGupshupClient is closed; make a new one to send")
-        try:
-            if self._transport is not None:
-                request = httpx.Request(
-                    "POST",
-                    self._url,
-                    headers=self._headers,
-                    content=body,
-                    extensions=self._extensions,
+        if self._owns_http:
+            loop = asyncio.get_running_loop()
+            if self._loop is None:
+                self._loop = loop
+            elif loop is not self._loop:
+                raise RuntimeError(
+                    "this AsyncGupshupClient's connection pool belongs to the event loop that "
+                    "first used it; nothing was sent: make one client per event loop"
                 )
-                response = await self._transport.handle_async_request(request)
-                try:
-                    await response.aread()
-                finally:
-                    await response.aclose()
-            else:
-                request = self._http.build_request(
-                    "POST", self._url, headers=self._headers, content=body
-                )
-                response = await self._http.send(request)
-        except httpx.TransportError as exc:
-            raise classify_transport_error(exc) from exc
-        status = response.status_code
-        if 200 <= status < 300:
-            return _parse_success(status, response.content)
-        raise error_from_response(
-            status, response.text, retry_after=parse_retry_after(response.headers)
-        )
 
-    def report_attempt(
+    def _report_attempt(
         self, attempt: int, digits: str, error: GupshupError | None, wait: float | None
     ) -> None:
         """Log one attempt and pass it to `on_attempt`: for `send` and the bulk sender alike."""
@@ -269,7 +332,7 @@ def _parse_success(status: int, content: bytes) -> SendResult:
         message_id = raw["messages"][0]["id"]
         if not isinstance(message_id, str) or not message_id:
             raise TypeError
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         raise UnexpectedResponseError(
             "success answer without a message id: the message may have been accepted",
             status_code=status,
@@ -281,7 +344,10 @@ def _parse_success(status: int, content: bytes) -> SendResult:
     if not isinstance(contact, dict):
         contact = {}
     return SendResult(
-        message_id=message_id, wa_id=contact.get("wa_id"), input=contact.get("input"), raw=raw
+        message_id=message_id,
+        wa_id=_str_or_none(contact.get("wa_id")),
+        input=_str_or_none(contact.get("input")),
+        raw=raw,
     )
 
 
@@ -295,25 +361,6 @@ def check_callback_data(value: str) -> None:
         )
 
 
-def check_app_id(app_id: str) -> None:
-    """Refuse an app id that cannot be right, before it reaches a URL."""
-    if not isinstance(app_id, str) or not app_id:
-        raise InvalidCredentialsError("app_id must be a non-empty string")
-    if any(c.isspace() or not c.isprintable() for c in app_id):
-        raise InvalidCredentialsError("app_id must not contain whitespace or control characters")
-    if _APP_ID_FORBIDDEN.intersection(app_id):
-        raise InvalidCredentialsError("app_id must not contain URL characters '/', '?', '#', '%'")
-
-
-def check_token(token: str) -> None:
-    """Refuse a token that cannot be right; the message never contains the token."""
-    if not isinstance(token, str) or not token:
-        raise InvalidCredentialsError("token must be a non-empty string")
-    if token[:7].lower() == "bearer ":
-        raise InvalidCredentialsError(
-            "token must be the raw app token: drop the 'Bearer ' prefix (v3 does not use it)"
-        )
-    if any(c.isspace() or not c.isprintable() or not c.isascii() for c in token):
-        raise InvalidCredentialsError(
-            "token must not contain whitespace, control or non-ASCII characters"
-        )
+def _str_or_none(value: object) -> str | None:
+    """A field typed `str | None` takes only a string; anything else stays in `raw` only."""
+    return value if isinstance(value, str) else None

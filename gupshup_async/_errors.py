@@ -26,6 +26,11 @@ from typing import Any
 
 #: Meta and Gupshup error codes that mean "slow down", whatever the HTTP status says.
 THROTTLING_CODES = frozenset({4, 80007, 130429, 131056, 4001})
+#: Throttling codes that depend on the account's sending rate (the shared rate should drop);
+#: 131056 is about one recipient, 4001 is Gupshup's "API rate limited" (contact them).
+RATE_THROTTLING_CODES = frozenset({4, 80007, 130429})
+#: The pair-rate code: one recipient was messaged too often.
+_PAIR_RATE_CODE = 131056
 
 #: Statuses where the server surely did not take the message, so a retry cannot duplicate it.
 _NOT_DELIVERED_5XX = frozenset({503})
@@ -128,7 +133,7 @@ def parse_error_body(body: str) -> tuple[str | None, int | None]:
     """
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # a hostile body nested thousands deep
         return None, None
     if not isinstance(data, dict):
         return None, None
@@ -172,6 +177,17 @@ def error_from_response(
         retry_after=retry_after,
         ambiguous=ambiguous,
     )
+
+
+def is_rate_throttling(error: BaseException) -> bool:
+    """Whether `error` is throttling that depends on the account's rate (429, 4, 80007, 130429).
+
+    The pair-rate error 131056 concerns one recipient, whatever the status; 4001 under a
+    status other than 429 says nothing about the rate.
+    """
+    if not isinstance(error, APIError) or error.code == _PAIR_RATE_CODE:
+        return False
+    return error.status_code == 429 or error.code in RATE_THROTTLING_CODES
 
 
 def _as_str(value: Any) -> str | None:

@@ -1,14 +1,19 @@
-"""Pacer: admits a bulk run's sends through the token bucket, and slows down on throttling.
+"""Pacer: admits a sender's sends through the token bucket, and slows down on throttling.
+
+One pacer per `BulkSender` holds the account's rate: concurrent runs on the sender share its
+bucket, its rate factor and its `Retry-After` pause, so their sum stays within `rate + burst`.
 
 Admission is batched: one pacer task takes tokens for up to `chunk` waiting workers at a time
 (about 10 ms worth) and wakes them together, so a run at 1 000 msg/s wakes the loop 100 times a
 second instead of 1 000 (measured: half the client CPU per message). It only ever takes tokens
 for workers already waiting, so no sliding 1 s window holds more than `rate + burst` sends.
 
-Throttling slows every worker: `Retry-After` pauses admission, and repeated throttling (a second
-throttled answer within a second of the last) halves the effective rate, at most once a second;
-it then recovers by a quarter of the set rate per quiet second (AIMD). A lone 429 only pauses
-or backs off.
+Rate-dependent throttling (429 and codes 4, 80007, 130429; see `RetryPolicy.decide`) slows every
+worker: its `Retry-After` (already capped by the policy) pauses admission, and repeated throttling
+(a second throttled answer within a second of the last) halves the effective rate, at most once a
+second; it then recovers by a quarter of the set rate per quiet second (AIMD). A lone 429 only
+pauses or backs off. Cuts are logged at debug level: a progress line shows them
+(`BulkSender.current_rate`, `rate_cuts`, `throttled`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ BATCH_SECONDS = 0.01
 
 
 class Pacer:
-    """A run's shared admission: pause deadline, rate factor, and batched bucket tokens."""
+    """A sender's shared admission: pause deadline, rate factor, and batched bucket tokens."""
 
     def __init__(
         self, limiter: AsyncLimiter | None, clock: Callable[[], float], *, rate: float | None
@@ -79,11 +84,14 @@ class Pacer:
     async def _pace(self) -> None:
         try:
             await self._admit_waiting()
-        except Exception as exc:  # never leave a worker waiting on a pacer that died
+        except BaseException as exc:  # never leave a worker waiting on a pacer that died
+            failure = exc if isinstance(exc, Exception) else RuntimeError("the pacer was stopped")
             while self._waiting:
                 waiter = self._waiting.popleft()
                 if not waiter.done():
-                    waiter.set_exception(exc)
+                    waiter.set_exception(failure)
+            if not isinstance(exc, Exception):
+                raise
 
     async def _admit_waiting(self) -> None:
         limiter = self.limiter
@@ -104,15 +112,18 @@ class Pacer:
                     batch -= 1
 
     def close(self) -> None:
-        """Stop pacing (the run is over); waiting workers are being cancelled anyway."""
+        """Stop pacing: the sender's last run is over, so nobody waits any more."""
         if self._task is not None:
             self._task.cancel()
 
-    def throttled(self, retry_after: float | None) -> None:
-        """Note a throttled answer: pause for `retry_after`, halve the rate on repeats."""
+    def throttled(self, pause: float | None) -> None:
+        """Note rate-dependent throttling: pause every worker `pause` s, halve the rate on repeats.
+
+        `pause` is the answer's `Retry-After` as capped by the retry policy, or None.
+        """
         now = self.clock()
-        if retry_after is not None and retry_after > 0:
-            self.paused_until = max(self.paused_until, now + retry_after)
+        if pause is not None and pause > 0:
+            self.paused_until = max(self.paused_until, now + pause)
         repeated = now - self.last_throttled < REPEAT_WINDOW
         self.last_throttled = now
         if repeated and now - self.last_cut >= REPEAT_WINDOW:
@@ -120,6 +131,6 @@ class Pacer:
             self.last_cut = now
             self.cuts += 1
             self.lowest_factor = min(self.lowest_factor, self.factor)
-            logger.warning(
+            logger.debug(
                 "throttled by the API: sending at %.0f%% of the set rate", 100 * self.factor
             )

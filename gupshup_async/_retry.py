@@ -12,7 +12,14 @@ Backoff is capped exponential with full jitter::
     wait(n) = random() * min(backoff_max, backoff_initial * 2**n)     # n = 0 for the first retry
 
 unless the answer carried `Retry-After` (or `retry-after-ms`), which wins, capped at
-`retry_after_max`.
+`retry_after_max`. The pair-rate error 131056 (one recipient messaged too often) waits
+`4**n` seconds instead (n = that recipient's retries so far), capped the same way.
+
+`RetryPolicy.decide` is the one place this is written: `send()` and the bulk loop both ask it.
+Rate-dependent throttling (HTTP 429, codes 4, 80007, 130429) concerns the whole account: the
+decision says so, and the bulk sender then pauses every worker and cuts its shared rate. Other
+throttling (131056 for one recipient, 4001 "API rate limited" under another status) backs off
+the one recipient only.
 """
 
 from __future__ import annotations
@@ -26,11 +33,29 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from ._errors import APIError, GupshupError, RateLimitError
+from ._errors import APIError, GupshupError, RateLimitError, is_rate_throttling
 
 DEFAULT_MAX_RETRIES = 2
 #: Longest `Retry-After` honoured, in seconds; a longer one is cut to this.
 RETRY_AFTER_MAX = 60.0
+#: The pair-rate error: this one recipient was messaged too often (Meta advises 4**n s).
+PAIR_RATE_CODE = 131056
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """The answer to "retry, and after how long" for one failed attempt, every cap applied.
+
+    `wait` is seconds before the retry (0.0 when `retry` is False). `account_throttled` is True
+    for rate-dependent throttling (429 and codes 4, 80007, 130429): the account's shared rate
+    should drop. `pause` is the capped `Retry-After` of such an answer, which every worker of
+    the account honours (None when absent); it is set even when this recipient is not retried.
+    """
+
+    retry: bool
+    wait: float
+    account_throttled: bool = False
+    pause: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,20 +84,31 @@ class RetryPolicy:
             return error.status_code == 503
         return True  # a connection error that provably never reached the server
 
-    def should_retry(
+    def decide(
         self, error: GupshupError, retries_done: int, max_retries: int | None = None
-    ) -> bool:
-        """Whether to try again after `retries_done` retries have already failed."""
-        limit = self.max_retries if max_retries is None else max_retries
-        return retries_done < limit and self.is_retryable(error)
+    ) -> RetryDecision:
+        """Whether to retry after `retries_done` failed retries, and after how many seconds.
 
-    def wait_for(self, error: GupshupError, retries_done: int) -> float:
-        """Seconds to wait before retry number `retries_done + 1`."""
+        `max_retries` overrides the policy's count for one call. The wait is the capped
+        `Retry-After` when the answer has one, `4**n` s for the pair-rate error, else capped
+        exponential backoff with full jitter; never more than `retry_after_max`.
+        """
+        limit = self.max_retries if max_retries is None else max_retries
         retry_after = error.retry_after if isinstance(error, APIError) else None
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.retry_after_max)
-        ceiling = min(self.backoff_max, self.backoff_initial * 2.0**retries_done)
-        return self.random() * ceiling
+            retry_after = min(max(retry_after, 0.0), self.retry_after_max)
+        account = is_rate_throttling(error)
+        pause = retry_after if account else None
+        if retries_done >= limit or not self.is_retryable(error):
+            return RetryDecision(False, 0.0, account, pause)
+        if retry_after is not None:
+            wait = retry_after
+        elif isinstance(error, APIError) and error.code == PAIR_RATE_CODE:
+            wait = min(4.0**retries_done, self.retry_after_max)
+        else:
+            ceiling = min(self.backoff_max, self.backoff_initial * 2.0**retries_done)
+            wait = min(self.random() * ceiling, self.retry_after_max)
+        return RetryDecision(True, wait, account, pause)
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

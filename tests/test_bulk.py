@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
+import logging
 import resource
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -205,17 +207,17 @@ async def test_throttling_slows_the_whole_sender_and_reports_it() -> None:
 def test_throttle_pauses_on_retry_after_and_halves_on_repeats_at_most_once_a_second() -> None:
     now = [100.0]
     throttle = Pacer(None, lambda: now[0], rate=None)
-    throttle.throttled(retry_after=2.0)
+    throttle.throttled(pause=2.0)
     assert throttle.paused_until == 102.0
     assert (throttle.factor, throttle.cuts) == (1.0, 0)  # a lone 429 only pauses
     now[0] = 100.5
-    throttle.throttled(retry_after=None)
+    throttle.throttled(pause=None)
     assert (throttle.factor, throttle.cuts) == (0.5, 1)
     now[0] = 100.9
-    throttle.throttled(retry_after=None)
+    throttle.throttled(pause=None)
     assert (throttle.factor, throttle.cuts) == (0.5, 1)  # not twice within a second
     now[0] = 101.5
-    throttle.throttled(retry_after=None)
+    throttle.throttled(pause=None)
     assert (throttle.factor, throttle.cuts) == (0.25, 2)
     now[0] = 103.5  # two quiet seconds: +0.25 after the first
     assert throttle.current_factor() == pytest.approx(0.5)
@@ -223,7 +225,7 @@ def test_throttle_pauses_on_retry_after_and_halves_on_repeats_at_most_once_a_sec
     assert throttle.current_factor() == 1.0
     for step in range(20):
         now[0] = 300.0 + step * 0.6
-        throttle.throttled(retry_after=None)
+        throttle.throttled(pause=None)
     assert throttle.factor == MIN_RATE_FACTOR
 
 
@@ -299,10 +301,10 @@ async def test_100k_recipients_stream_in_bounded_memory() -> None:
     before = _rss_mb()
     peak = before
     count = successes = 0
-    http = httpx.AsyncClient(transport=mock_transport(app), base_url="http://mock")
+    http = httpx.AsyncClient(transport=mock_transport(app), base_url="https://mock")
     async with (
         http,
-        g.AsyncGupshupClient("app", "t", base_url="http://mock", http_client=http) as client,
+        g.AsyncGupshupClient("app", "t", base_url="https://mock", http_client=http) as client,
     ):
         async for result in g.BulkSender(client, rate=None, concurrency=64).stream(
             recipients(), g.Text(body="hi")
@@ -358,3 +360,142 @@ async def test_bulk_attempts_reach_the_clients_attempt_hook() -> None:
         (2, 200, None),
     ]
     assert all(e.recipient == "91********01" for e in events)
+
+
+async def _until(condition: Callable[[], bool], limit: float = 10.0) -> None:
+    """Poll a count kept by someone else (the mock, a transport) until `condition` holds."""
+    give_up = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < give_up, "the condition never held"
+        await asyncio.sleep(0.01)
+
+
+async def test_concurrent_runs_on_one_sender_all_finish_and_share_its_rate() -> None:
+    async with MockGupshupServer() as server, _client(server) as client:
+        sender = g.BulkSender(client, rate=100, burst=10, concurrency=16)
+        first, second = await asyncio.wait_for(
+            asyncio.gather(
+                sender.send(numbers(50, "92"), g.Text(body="a")),
+                sender.send(numbers(200, "93"), g.Text(body="b")),
+            ),
+            timeout=30,
+        )
+        arrivals = [m.arrival for m in server.recorder.messages]
+    assert [len(first), len(second)] == [50, 200]
+    assert all(r["success"] for r in first + second)
+    assert len(arrivals) == 250
+    assert max_in_any_window(arrivals) <= 100 + 10
+
+
+async def test_stopping_the_pacer_releases_its_waiters_instead_of_leaving_them_hanging() -> None:
+    pacer = Pacer(AsyncLimiter(1, 10), time.monotonic, rate=0.1)
+    first = asyncio.ensure_future(pacer.admit())
+    await asyncio.sleep(0)
+    waiting = asyncio.ensure_future(pacer.admit())  # the bucket is empty now: it waits
+    await asyncio.wait_for(first, timeout=5)
+    await asyncio.sleep(0.05)
+    pacer.close()  # a BaseException (CancelledError) ends the pacer's task
+    with pytest.raises(RuntimeError, match="pacer was stopped"):
+        await asyncio.wait_for(waiting, timeout=5)
+
+
+async def test_a_stop_while_waiting_for_a_retry_reports_not_sent_never_ambiguous() -> None:
+    """10.3: cancelled in the Retry-After pause (inside admit) or in a backoff sleep."""
+    schedule = {
+        "910000000001": ["429_after", "ok"],  # waits in the shared pause, in admit()
+        "910000000002": ["503", "ok"],  # waits in its backoff sleep
+    }
+    seen: list[g.Outcome] = []
+    policy = g.RetryPolicy(backoff_initial=30.0, backoff_max=30.0, random=lambda: 1.0)
+    async with (
+        MockGupshupServer(faults=FaultPlan(schedule=schedule, retry_after=30.0)) as server,
+        _client(server, retry_policy=policy) as client,
+    ):
+        sender = g.BulkSender(client, rate=50, concurrency=2, on_result=seen.append)
+        run = asyncio.create_task(sender.send(list(schedule), g.Text(body="hi")))
+        await _until(lambda: server.recorder.total_attempts >= 2)
+        await asyncio.sleep(0.1)  # both answers are in; both recipients wait
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, 5)
+        assert server.recorder.total_accepted == 0
+    assert sorted((o.digits, o.status, o.attempts) for o in seen) == [
+        ("910000000001", "not_sent", 1),
+        ("910000000002", "not_sent", 1),
+    ]
+    assert all("not delivered" in o.result.get("error", "") for o in seen)
+
+
+def _pair_rate_transport(limited: str, times: int, arrivals: list[str]) -> httpx.MockTransport:
+    """Success for all, but `limited` gets the pair-rate error (131056) `times` times."""
+    left = [times]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        to = json.loads(request.content)["to"]
+        arrivals.append(to)
+        if to == limited and left[0] > 0:
+            left[0] -= 1
+            error = {"message": "(#131056) pair rate limit hit", "code": 131056}
+            return httpx.Response(400, json={"error": error})
+        return httpx.Response(200, json={"messages": [{"id": f"gs-{to}"}]})
+
+    return httpx.MockTransport(answer)
+
+
+async def test_pair_rate_backs_off_that_recipient_only_and_never_cuts_the_shared_rate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """10.8: 131056 waits 4**n s for its recipient; the others go on at full rate."""
+    caplog.set_level(logging.WARNING)
+    recipients = numbers(40)
+    limited = recipients[0]
+    arrivals: list[str] = []
+    waits: list[float] = []
+    release = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await release.wait()  # the limited recipient waits until everyone else is done
+
+    async with (
+        httpx.AsyncClient(transport=_pair_rate_transport(limited, 2, arrivals)) as http,
+        g.AsyncGupshupClient(
+            "app",
+            "tok",
+            base_url="https://mock",
+            http_client=http,
+            retry_policy=g.RetryPolicy(max_retries=3, sleep=sleep),
+        ) as client,
+    ):
+        sender = g.BulkSender(client, rate=None, concurrency=4)
+        run = asyncio.create_task(sender.send(recipients, g.Text(body="hi")))
+        await _until(lambda: len(arrivals) >= 1 + 39)
+        assert arrivals.count(limited) == 1  # still backing off; 39 others were sent
+        release.set()
+        results = await asyncio.wait_for(run, 5)
+    assert all(r["success"] for r in results)
+    assert arrivals.count(limited) == 3
+    assert waits == [1.0, 4.0]
+    assert (sender.rate_cuts, sender.throttled) == (0, 2)
+    assert caplog.records == []
+
+
+async def test_throttling_is_counted_and_shown_as_a_rate_not_logged_as_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with (
+        MockGupshupServer(rate=60, burst=6) as server,
+        _client(
+            server,
+            retry_policy=g.RetryPolicy(max_retries=20, backoff_initial=0.05, backoff_max=0.5),
+        ) as client,
+    ):
+        sender = g.BulkSender(client, rate=200, concurrency=16)
+        assert sender.current_rate == 200
+        await sender.send(numbers(240), g.Text(body="hi"))
+    assert sender.rate_cuts >= 1
+    assert sender.throttled >= sender.rate_cuts
+    assert sender.current_rate is not None
+    assert 0 < sender.current_rate <= 200
+    assert [r for r in caplog.records if r.name.startswith("gupshup_async")] == []

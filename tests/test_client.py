@@ -233,3 +233,98 @@ async def test_sending_on_a_closed_client_says_so() -> None:
     await client.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await client.send(TO, g.Text(body="hi"))
+
+
+@pytest.mark.parametrize(
+    ("base_url", "says"),
+    [
+        ("partner.gupshup.io", "must start with https://"),
+        ("https//partner.gupshup.io", "must start with https://"),
+        ("ftp://partner.gupshup.io", "must use https://, not ftp://"),
+        ("https://", "must start with https://"),
+        ("https://host:port", "not a valid URL"),
+        ("https://partner.gupshup.io/?x=1", "no query"),
+        ("https://user:pw@partner.gupshup.io", "must not hold a user or password"),
+        ("http://partner.gupshup.io", "unencrypted"),
+        ("http://10.0.0.5:8080", "unencrypted"),
+    ],
+)
+def test_a_base_url_that_cannot_work_or_leaks_the_token_is_refused(
+    base_url: str, says: str
+) -> None:
+    with pytest.raises(ValueError, match="base_url") as info:
+        g.AsyncGupshupClient(APP_ID, TOKEN, base_url=base_url)
+    assert says in str(info.value)
+    assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "insecure"),
+    [
+        ("https://partner.gupshup.io", False),
+        ("http://127.0.0.1:8080", False),
+        ("http://127.1.2.3", False),
+        ("http://localhost:9000/", False),
+        ("http://[::1]:8080", False),
+        ("http://gupshup.internal:8080", True),
+    ],
+)
+async def test_https_loopback_http_and_explicit_insecure_http_are_accepted(
+    base_url: str, insecure: bool
+) -> None:
+    async with g.AsyncGupshupClient(
+        APP_ID, TOKEN, base_url=base_url, allow_insecure_http=insecure
+    ) as client:
+        assert client.base_url == base_url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "says"),
+    [
+        ({"timeout": float("nan")}, ValueError, "timeout"),
+        ({"timeout": float("inf")}, ValueError, "timeout"),
+        ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": -1.0}, ValueError, "timeout"),
+        ({"max_connections": 0}, ValueError, "max_connections must be >= 1"),
+        ({"max_response_bytes": 10}, ValueError, "max_response_bytes must be >= 1024"),
+        ({"max_retries": 3, "retry_policy": g.RetryPolicy()}, TypeError, "not both"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused(
+    kwargs: dict[str, Any], error: type[Exception], says: str
+) -> None:
+    with pytest.raises(error, match=says):
+        g.AsyncGupshupClient(APP_ID, TOKEN, **kwargs)
+
+
+def test_max_retries_alone_and_retry_policy_alone_both_apply() -> None:
+    assert g.AsyncGupshupClient(APP_ID, TOKEN, max_retries=5).retry_policy.max_retries == 5
+    policy = g.RetryPolicy(max_retries=7)
+    assert g.AsyncGupshupClient(APP_ID, TOKEN, retry_policy=policy).retry_policy.max_retries == 7
+    assert g.AsyncGupshupClient(APP_ID, TOKEN).retry_policy.max_retries == 2
+
+
+@pytest.mark.parametrize(
+    ("reply_to", "says"),
+    [
+        ("wamid.\ud800x", "reply_to must be valid Unicode text: it holds a lone surrogate"),
+        ("w" * 1_048_576, "reply_to must be at most 256 characters"),
+    ],
+)
+async def test_a_reply_to_that_cannot_be_an_id_is_refused_before_any_request(
+    router: respx.Router, client: g.AsyncGupshupClient, reply_to: str, says: str
+) -> None:
+    route = router.post(SEND_URL).respond(200, json=SUCCESS)
+    with pytest.raises(ValueError, match=says):
+        await client.send(TO, g.Text(body="hi"), reply_to=reply_to)
+    assert route.call_count == 0
+
+
+async def test_send_result_fields_keep_only_strings(
+    router: respx.Router, client: g.AsyncGupshupClient
+) -> None:
+    answer = {"contacts": [{"wa_id": 123, "input": ["x"]}], "messages": [{"id": "gs-9"}]}
+    router.post(SEND_URL).respond(200, json=answer)
+    result = await client.send(TO, g.Text(body="hi"))
+    assert (result.message_id, result.wa_id, result.input) == ("gs-9", None, None)
+    assert result.raw == answer

@@ -141,3 +141,56 @@ def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> N
 def test_negative_max_retries_is_refused() -> None:
     with pytest.raises(ValueError, match="max_retries"):
         g.RetryPolicy(max_retries=-1)
+
+
+def _throttled(
+    status: int, code: int | None = None, retry_after: float | None = None
+) -> g.APIError:
+    return g.RateLimitError("slow down", status_code=status, code=code, retry_after=retry_after)
+
+
+@pytest.mark.parametrize(
+    ("error", "account_throttled"),
+    [
+        (_throttled(429), True),
+        (_throttled(400, 4), True),
+        (_throttled(400, 80007), True),
+        (_throttled(400, 130429), True),
+        (_throttled(429, 4001), True),  # a 429 is about the rate whatever the code
+        (_throttled(400, 4001), False),  # "API rate limited": says nothing about the rate
+        (_throttled(400, 131056), False),  # pair rate: one recipient
+        (_throttled(429, 131056), False),
+        (g.ServerError("busy", status_code=503), False),
+    ],
+)
+def test_only_rate_dependent_throttling_concerns_the_account(
+    error: g.APIError, account_throttled: bool
+) -> None:
+    decision = g.RetryPolicy(random=lambda: 0.5).decide(error, 0)
+    assert decision.retry is True
+    assert decision.account_throttled is account_throttled
+
+
+def test_an_absurd_retry_after_is_capped_in_the_one_decision() -> None:
+    policy = g.RetryPolicy(retry_after_max=60.0)
+    decision = policy.decide(_throttled(429, retry_after=1e9), 0)
+    assert (decision.retry, decision.wait, decision.pause) == (True, 60.0, 60.0)
+    last = policy.decide(_throttled(429, retry_after=1e9), 2)  # retries used up: still pause
+    assert (last.retry, last.wait, last.pause, last.account_throttled) == (False, 0.0, 60.0, True)
+
+
+def test_pair_rate_waits_four_to_the_n_capped_and_4001_backs_off() -> None:
+    policy = g.RetryPolicy(max_retries=10, random=lambda: 0.5, retry_after_max=60.0)
+    pair = _throttled(400, 131056)
+    assert [policy.decide(pair, n).wait for n in range(5)] == [1.0, 4.0, 16.0, 60.0, 60.0]
+    assert policy.decide(pair, 0).pause is None
+    limited = _throttled(400, 4001, retry_after=None)
+    assert [policy.decide(limited, n).wait for n in range(3)] == [0.25, 0.5, 1.0]
+
+
+async def test_send_uses_the_pair_rate_wait() -> None:
+    router, sleeps = respx.Router(), Sleeps()
+    pair = httpx.Response(400, json={"error": {"message": "(#131056) pair rate", "code": 131056}})
+    router.post(SEND_URL).mock(side_effect=[pair, pair, OK])
+    await _client(router, sleeps).send(TO, g.Text(body="hi"))
+    assert sleeps.waits == [1.0, 4.0]

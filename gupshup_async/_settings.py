@@ -1,0 +1,100 @@
+"""The client's settings and inputs, checked before any request: each refusal says what is wrong.
+
+Credentials, the base URL (https, or plain http only to a loopback host unless the caller
+allows it), and `reply_to`. A message never contains the token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from ._errors import InvalidCredentialsError
+
+_APP_ID_FORBIDDEN = frozenset("/?#%")
+#: The longest `reply_to` accepted, in characters (a wamid is about 60, a gs_id 36).
+REPLY_TO_MAX_LENGTH = 256
+
+
+def check_app_id(app_id: str) -> None:
+    """Refuse an app id that cannot be right, before it reaches a URL."""
+    if not isinstance(app_id, str) or not app_id:
+        raise InvalidCredentialsError("app_id must be a non-empty string")
+    if any(c.isspace() or not c.isprintable() for c in app_id):
+        raise InvalidCredentialsError("app_id must not contain whitespace or control characters")
+    if _APP_ID_FORBIDDEN.intersection(app_id):
+        raise InvalidCredentialsError("app_id must not contain URL characters '/', '?', '#', '%'")
+
+
+def check_token(token: str) -> None:
+    """Refuse a token that cannot be right; the message never contains the token."""
+    if not isinstance(token, str) or not token:
+        raise InvalidCredentialsError("token must be a non-empty string")
+    if token[:7].lower() == "bearer ":
+        raise InvalidCredentialsError(
+            "token must be the raw app token: drop the 'Bearer ' prefix (v3 does not use it)"
+        )
+    if any(c.isspace() or not c.isprintable() or not c.isascii() for c in token):
+        raise InvalidCredentialsError(
+            "token must not contain whitespace, control or non-ASCII characters"
+        )
+
+
+def check_base_url(base_url: str, *, allow_insecure_http: bool = False) -> None:
+    """Refuse a base URL that cannot work, or that would send the token in clear text.
+
+    Plain http is allowed for a loopback host (127.0.0.0/8, ::1, localhost) or with
+    `allow_insecure_http=True`.
+    """
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ValueError("base_url must be a URL such as https://partner.gupshup.io")
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"base_url is not a valid URL: {exc}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("base_url must not hold a user or password (the token authenticates)")
+    if not parts.scheme or not parts.netloc:
+        raise ValueError(
+            f"base_url {base_url!r} must start with https:// followed by a host "
+            "(for example https://partner.gupshup.io)"
+        )
+    if parts.scheme not in ("https", "http"):
+        raise ValueError(f"base_url {base_url!r} must use https://, not {parts.scheme}://")
+    if not host:
+        raise ValueError(f"base_url {base_url!r} has no host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"base_url {base_url!r} must have no query (?) or fragment (#)")
+    if parts.scheme == "http" and not (allow_insecure_http or _is_loopback(host)):
+        raise ValueError(
+            f"base_url {base_url!r} would send the token unencrypted: use https://, "
+            "or pass allow_insecure_http=True (plain http is allowed for a loopback host)"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_reply_to(reply_to: object) -> None:
+    """Refuse a `reply_to` that cannot be a message id, naming the field and the limit."""
+    if not isinstance(reply_to, str) or not reply_to.strip():
+        raise ValueError("reply_to must be the non-empty id of the message to quote")
+    if len(reply_to) > REPLY_TO_MAX_LENGTH:
+        raise ValueError(
+            f"reply_to must be at most {REPLY_TO_MAX_LENGTH} characters (a message id), "
+            f"got {len(reply_to)}"
+        )
+    try:
+        reply_to.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"reply_to must be valid Unicode text: it holds a lone surrogate at index {exc.start}"
+        ) from None
