@@ -209,6 +209,14 @@ def test_inbound_flow_response_decodes_response_json() -> None:
     )
 
 
+def test_a_flow_response_handed_over_decoded_is_read_too() -> None:
+    reply = {"name": "flow", "body": "Sent", "response_json": {"flow_token": "t"}}
+    event = inbound({"type": "interactive", "interactive": {"type": "nfm_reply", "nfm_reply": reply}})  # fmt: skip
+    assert event.flow_response == g.webhooks.FlowResponse(
+        "flow", "Sent", '{"flow_token": "t"}', {"flow_token": "t"}
+    )
+
+
 def test_an_unsupported_inbound_type_is_still_a_message_with_raw() -> None:
     raw = {"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown"}]}
     event = inbound(raw)

@@ -339,7 +339,10 @@ def _interactive(body: dict[str, Any]) -> dict[str, Any]:
     if kind == "nfm_reply":
         reply = body.get("nfm_reply")
         reply = reply if isinstance(reply, dict) else {}
-        response_json = _str(reply.get("response_json"))
+        given = reply.get("response_json")
+        if isinstance(given, dict):  # some relays hand it over decoded already
+            given = json.dumps(given, ensure_ascii=False)
+        response_json = _str(given)
         data: Any = None
         if response_json is not None:
             try:
