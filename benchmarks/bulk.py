@@ -49,6 +49,7 @@ VARIANTS: dict[str, tuple[str, int, float | None]] = {
     "aiohttp, c=256": ("aiohttp", 256, None),
     "BulkSender, c=64": ("bulk", 64, None),
     "BulkSender, c=256": ("bulk", 256, None),
+    "BulkSender httpx path, c=64": ("bulk_httpx", 64, None),
     "BulkSender + journal, c=64": ("journal", 64, None),
     "BulkSender rate=80": ("bulk", 64, 80.0),
     "BulkSender rate=1000": ("bulk", 64, 1000.0),
@@ -141,6 +142,28 @@ async def bulk_variant(base_url: str, concurrency: int) -> AsyncIterator[Batch]:
 
 
 @asynccontextmanager
+async def bulk_httpx_variant(base_url: str, concurrency: int) -> AsyncIterator[Batch]:
+    """`BulkSender` over a caller's `httpx.AsyncClient` on the same aiohttp transport: the
+    httpx path the owned pool skips (its Request/Response/Headers objects), for comparison."""
+    import gupshup_async as g
+    from gupshup_async._transport import create_http_client
+
+    async with (
+        create_http_client(timeout=10.0) as http,
+        g.AsyncGupshupClient(APP_ID, TOKEN, base_url=base_url, http_client=http) as client,
+    ):
+
+        async def batch(n: int, start: int, rate: float | None) -> None:
+            sender = g.BulkSender(client, rate=rate, concurrency=concurrency)
+            results = await sender.send(_numbers(start, n), g.Text(body=BODY_TEXT))
+            failed = [r for r in results if not r["success"]]
+            if failed:
+                raise RuntimeError(f"{len(failed)} failed, e.g. {failed[0]}")
+
+        yield batch
+
+
+@asynccontextmanager
 async def journal_variant(base_url: str, concurrency: int) -> AsyncIterator[Batch]:
     """The campaign's code path: a recipients file, the SQLite journal, `BulkSender`."""
     import gupshup_async as g
@@ -189,6 +212,7 @@ KINDS = {
     "httpx": httpx_variant,
     "aiohttp": aiohttp_variant,
     "bulk": bulk_variant,
+    "bulk_httpx": bulk_httpx_variant,
     "journal": journal_variant,
     "reference": reference_variant,
 }

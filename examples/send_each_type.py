@@ -48,8 +48,46 @@ MESSAGES: list[g.Message] = [
     g.FlowMessage(
         body="Complete your registration", flow_cta="Start", flow_id="1234567890", screen="WELCOME"
     ),
+    g.UrlButton(
+        body="Your order has shipped.", display_text="Track it", url="https://example.com/t/42"
+    ),
+    g.LocationRequest(body="Where should we pick you up?"),
+    g.Audio(link="https://example.com/voice.ogg", voice=True),
+    g.ProductMessage(
+        catalog_id="146265584024623", product_retailer_id="sku-1", body="Back in stock"
+    ),
+    g.ProductListMessage(
+        header="Our best sellers",
+        body="Pick what you like",
+        catalog_id="146265584024623",
+        sections=[{"title": "Shoes", "product_items": [{"product_retailer_id": "sku-1"}]}],
+    ),
+    g.CatalogMessage(body="Browse our catalog", thumbnail_product_retailer_id="sku-1"),
     g.Template(name="order_update", language="en"),
+    g.Template(
+        name="order_confirmation",
+        language="en_US",
+        components=[
+            g.TemplateBody(
+                parameters=[
+                    g.TextParameter(text="Ada"),
+                    g.CurrencyParameter(
+                        currency=g.Currency(fallback_value="$10.99", code="USD", amount_1000=10990)
+                    ),
+                ]
+            ),
+            g.TemplateButton(
+                sub_type="url", index=0, parameters=[g.TextParameter(text="order/42")]
+            ),
+        ],
+    ),
 ]
+
+#: A 1x1 transparent PNG, uploaded once to show `upload_media` and an `id=` image.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4f90000000049454e44ae426082"
+)
 
 
 async def send_all(client: g.AsyncGupshupClient, to: str) -> None:
@@ -57,10 +95,15 @@ async def send_all(client: g.AsyncGupshupClient, to: str) -> None:
     for message in MESSAGES:
         result = await client.send(to, message)
         first = first or result.message_id
-        print(f"{type(message).__name__:>14}  ->  {result.message_id}")
+        print(f"{type(message).__name__:>18}  ->  {result.message_id}")
     assert first is not None
     reaction = await client.send(to, g.Reaction(message_id=first, emoji="\N{THUMBS UP SIGN}"))
-    print(f"{'Reaction':>14}  ->  {reaction.message_id}")
+    print(f"{'Reaction':>18}  ->  {reaction.message_id}")
+    media_id = await client.upload_media(PNG, "image/png")
+    uploaded = await client.send(to, g.Image(id=media_id, caption="Uploaded just now"))
+    print(f"{'Image(id=)':>18}  ->  {uploaded.message_id}  (media {media_id})")
+    await client.mark_read(first, typing=True)
+    print(f"{'mark_read':>18}  ->  {first}")
 
 
 async def main() -> None:

@@ -6,6 +6,13 @@
 
 from ._bulk import BulkFailure, BulkResult, BulkSender, BulkSuccess, Outcome, Status
 from ._client import AsyncGupshupClient, AttemptEvent, SendResult
+from ._commerce import (
+    CatalogMessage,
+    ProductItem,
+    ProductListMessage,
+    ProductMessage,
+    ProductSection,
+)
 from ._contacts import (
     Contact,
     ContactAddress,
@@ -37,13 +44,35 @@ from ._interactive import (
     ListMessage,
     ListRow,
     ListSection,
+    LocationRequest,
     ReplyButton,
     ReplyButtons,
+    UrlButton,
 )
 from ._media import Audio, Document, Image, Sticker, Video
-from ._messages import Location, Message, Reaction, Template, Text, message_from_wire
+from ._messages import Location, Message, Reaction, Text, message_from_wire, request_from_wire
+from ._partner import PartnerClient, TokenProvider
 from ._recipients import normalize_recipient
 from ._retry import RetryDecision, RetryPolicy
+from ._template import (
+    ActionParameter,
+    CouponCodeParameter,
+    Currency,
+    CurrencyParameter,
+    DateTime,
+    DateTimeParameter,
+    DocumentParameter,
+    ImageParameter,
+    LocationParameter,
+    PayloadParameter,
+    Template,
+    TemplateBody,
+    TemplateButton,
+    TemplateHeader,
+    TemplateLocation,
+    TextParameter,
+    VideoParameter,
+)
 from ._version import __version__
 from .webhooks import WebhookReceiver, parse_events
 
@@ -52,6 +81,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "ActionParameter",
     "AddressRequest",
     "AsyncGupshupClient",
     "AttemptEvent",
@@ -62,6 +92,7 @@ __all__ = [
     "BulkResult",
     "BulkSender",
     "BulkSuccess",
+    "CatalogMessage",
     "Contact",
     "ContactAddress",
     "ContactEmail",
@@ -70,19 +101,34 @@ __all__ = [
     "ContactPhone",
     "ContactUrl",
     "Contacts",
+    "CouponCodeParameter",
+    "Currency",
+    "CurrencyParameter",
+    "DateTime",
+    "DateTimeParameter",
     "Document",
+    "DocumentParameter",
     "FlowMessage",
     "GupshupError",
     "Image",
+    "ImageParameter",
     "InvalidCredentialsError",
     "InvalidRecipientError",
     "ListMessage",
     "ListRow",
     "ListSection",
     "Location",
+    "LocationParameter",
+    "LocationRequest",
     "Message",
     "Outcome",
+    "PartnerClient",
+    "PayloadParameter",
     "PermissionDeniedError",
+    "ProductItem",
+    "ProductListMessage",
+    "ProductMessage",
+    "ProductSection",
     "RateLimitError",
     "Reaction",
     "ReplyButton",
@@ -94,12 +140,21 @@ __all__ = [
     "Status",
     "Sticker",
     "Template",
+    "TemplateBody",
+    "TemplateButton",
+    "TemplateHeader",
+    "TemplateLocation",
     "Text",
+    "TextParameter",
+    "TokenProvider",
     "UnexpectedResponseError",
+    "UrlButton",
     "Video",
+    "VideoParameter",
     "WebhookReceiver",
     "__version__",
     "message_from_wire",
     "normalize_recipient",
     "parse_events",
+    "request_from_wire",
 ]

@@ -1,4 +1,8 @@
-"""Interactive messages: reply buttons, lists, address requests and flows."""
+"""Interactive messages: reply buttons, lists, URL buttons, location and address requests, flows.
+
+`interactive_from_wire` reads the API's `interactive` object back, refusing any field the
+models would not send again (nothing is dropped or rewritten).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
+from typing_extensions import Self
 
 from ._media import Document, Image, Video
 from ._message_base import (
@@ -15,6 +20,7 @@ from ._message_base import (
     SECTIONS_MAX,
     ButtonId,
     ButtonTitle,
+    CtaDisplayText,
     FlowCta,
     Footer,
     HeaderText,
@@ -28,7 +34,9 @@ from ._message_base import (
     RowId,
     RowTitle,
     SectionTitle,
+    check_json,
     require_unique,
+    strict_keys,
 )
 
 
@@ -43,11 +51,13 @@ def _coerce_header(value: Any) -> Any:
     if isinstance(value, Mapping):
         kind = value.get("type")
         if kind == "text":
-            return value.get("text")
+            return strict_keys(value, {"type", "text"}, "header").get("text")
         media = {"image": Image, "video": Video, "document": Document}.get(str(kind))
         if media is None:
             raise ValueError("header must be text, or an Image, Video or Document")
-        return media.model_validate(value.get(str(kind)))
+        return media.model_validate(
+            strict_keys(value, {"type", str(kind)}, "header").get(str(kind))
+        )
     return value
 
 
@@ -65,12 +75,19 @@ class _Interactive(MessageModel):
     def _action(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    @classmethod
+    def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
+        """The model from the envelope's fields (header, body, footer) and its `action`."""
+        raise NotImplementedError
+
     def to_wire(self) -> dict[str, Any]:
         interactive: dict[str, Any] = {"type": self.interactive_type}
         header = getattr(self, "header", None)
         if header is not None:
             interactive["header"] = _header_wire(header)
-        interactive["body"] = {"text": getattr(self, "body")}  # noqa: B009  (every subclass)
+        body = getattr(self, "body", None)
+        if body is not None:
+            interactive["body"] = {"text": body}
         footer = getattr(self, "footer", None)
         if footer is not None:
             interactive["footer"] = {"text": footer}
@@ -110,6 +127,23 @@ class ReplyButtons(_Interactive):
 
     def _action(self) -> dict[str, Any]:
         return {"buttons": [{"type": "reply", "reply": b.wire()} for b in self.buttons]}
+
+    @classmethod
+    def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
+        action = strict_keys(action, {"buttons"}, "interactive.action")
+        buttons = action.get("buttons")
+        if not isinstance(buttons, list):
+            raise ValueError("interactive.action.buttons must be a list")
+        replies = []
+        for button in buttons:
+            button = strict_keys(button, {"type", "reply"}, "interactive.action.buttons[]")
+            if button.get("type") != "reply":
+                raise ValueError(
+                    f"button type {button.get('type')!r} is not supported: "
+                    "reply buttons are type 'reply' (a URL button is UrlButton)"
+                )
+            replies.append(button.get("reply"))
+        return cls.model_validate({**fields, "buttons": replies})
 
 
 class ListRow(Part):
@@ -151,6 +185,10 @@ class ListMessage(_Interactive):
     def _action(self) -> dict[str, Any]:
         return {"button": self.button, "sections": [s.wire() for s in self.sections]}
 
+    @classmethod
+    def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
+        return cls.model_validate({**fields, **action})
+
 
 class AddressRequest(_Interactive):
     """Ask for a shipping address; `country` is `IN` or `SG`, the only ones the API serves."""
@@ -160,17 +198,31 @@ class AddressRequest(_Interactive):
     country: Literal["IN", "SG"] = "IN"
     values: dict[str, Any] | None = None
 
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values_are_json(cls, values: Any) -> Any:
+        check_json(values, "values")
+        return values
+
     def _action(self) -> dict[str, Any]:
         parameters: dict[str, Any] = {"country": self.country}
         if self.values is not None:
             parameters["values"] = self.values
         return {"name": "address_message", "parameters": parameters}
 
+    @classmethod
+    def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
+        parameters = _named_action(action, "address_message")
+        if "country" not in parameters:
+            raise ValueError("address_message parameters: missing 'country'")
+        return cls.model_validate({**fields, **parameters})
+
 
 class FlowMessage(_Interactive):
-    """Open a WhatsApp Flow: exactly one of `flow_id`/`flow_name`, a CTA of up to 20 characters.
+    """Open a WhatsApp Flow: exactly one of `flow_id`/`flow_name`, a CTA of up to 30 characters.
 
-    `screen` and `data` form `flow_action_payload` and belong to `flow_action="navigate"` only.
+    `screen` and `data` form `flow_action_payload` and belong to `flow_action="navigate"`
+    only. `flow_token` and `flow_action` are always sent, with Meta's defaults when not given.
     """
 
     interactive_type: ClassVar[str] = "flow"
@@ -186,11 +238,19 @@ class FlowMessage(_Interactive):
     header: HeaderText | None = None
     footer: Footer | None = None
 
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_is_json(cls, data: Any) -> Any:
+        check_json(data, "data")
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> FlowMessage:
         if (self.flow_id is None) == (self.flow_name is None):
             raise ValueError("flow: give exactly one of 'flow_id' or 'flow_name'")
-        if self.flow_action != "navigate" and (self.screen is not None or self.data is not None):
+        if self.flow_action == "data_exchange" and (
+            self.screen is not None or self.data is not None
+        ):
             raise ValueError("flow: 'screen' and 'data' go with flow_action='navigate' only")
         if self.data is not None and self.screen is None:
             raise ValueError("flow: 'data' needs the 'screen' it is for")
@@ -215,3 +275,106 @@ class FlowMessage(_Interactive):
         if self.mode is not None:
             parameters["mode"] = self.mode
         return {"name": "flow", "parameters": parameters}
+
+    @classmethod
+    def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
+        parameters = _named_action(action, "flow")
+        version = parameters.pop("flow_message_version", None)
+        if version != FLOW_MESSAGE_VERSION:
+            raise ValueError(
+                f"flow_message_version must be {FLOW_MESSAGE_VERSION!r}, got {version!r}"
+            )
+        payload = parameters.pop("flow_action_payload", None)
+        if payload is not None:
+            payload = strict_keys(payload, {"screen", "data"}, "flow_action_payload")
+            if "screen" not in payload:
+                raise ValueError("flow_action_payload: missing 'screen'")
+        return cls.model_validate({**fields, **parameters, **(payload or {})})
+
+
+class UrlButton(_Interactive):
+    """A call-to-action URL button (`cta_url`): label <=20, body <=1024, text or media header.
+
+    Meta opens `url` (http or https) when the user taps the button labelled `display_text`.
+    """
+
+    interactive_type: ClassVar[str] = "cta_url"
+    body: InteractiveBody
+    display_text: CtaDisplayText
+    url: NonEmpty
+    header: HeaderText | Image | Video | Document | None = None
+    footer: Footer | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _web_url(cls, url: str) -> str:
+        if not url.lower().startswith(("https://", "http://")):
+            raise ValueError("url must be an http:// or https:// URL")
+        return url
+
+    @field_validator("header")
+    @classmethod
+    def _media_header_has_no_caption(cls, header: Any) -> Any:
+        if isinstance(header, Image | Video | Document) and header.caption is not None:
+            raise ValueError("a media header takes no caption")
+        return header
+
+    def _action(self) -> dict[str, Any]:
+        parameters = {"display_text": self.display_text, "url": self.url}
+        return {"name": "cta_url", "parameters": parameters}
+
+    @classmethod
+    def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
+        parameters = _named_action(action, "cta_url")
+        return cls.model_validate({**fields, **parameters})
+
+
+class LocationRequest(_Interactive):
+    """Ask the user to share their location (`location_request_message`), body <=1024."""
+
+    interactive_type: ClassVar[str] = "location_request_message"
+    body: InteractiveBody
+
+    def _action(self) -> dict[str, Any]:
+        return {"name": "send_location"}
+
+    @classmethod
+    def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
+        action = strict_keys(action, {"name"}, "interactive.action")
+        if action.get("name") != "send_location":
+            raise ValueError("interactive.action.name must be 'send_location'")
+        return cls.model_validate(fields)
+
+
+def _named_action(action: dict[str, Any], name: str) -> dict[str, Any]:
+    """The `parameters` of an action `{"name": name, "parameters": {...}}`, checked."""
+    action = strict_keys(action, {"name", "parameters"}, "interactive.action")
+    if action.get("name") != name:
+        raise ValueError(f"interactive.action.name must be {name!r}, got {action.get('name')!r}")
+    parameters = action.get("parameters")
+    if not isinstance(parameters, Mapping):
+        raise ValueError("interactive.action.parameters must be a JSON object")
+    return dict(parameters)
+
+
+def interactive_from_wire(
+    interactive: Mapping[str, Any], types: Mapping[str, type[_Interactive]]
+) -> _Interactive:
+    """The model for an `interactive` object; refuses any field it would not send back."""
+    data = strict_keys(interactive, {"type", "header", "body", "footer", "action"}, "interactive")
+    kind = data.get("type")
+    if kind is None:
+        raise ValueError("interactive: missing 'type'")
+    model = types.get(str(kind))
+    if model is None:
+        raise ValueError(f"interactive.type: unknown interactive type {kind!r}")
+    fields: dict[str, Any] = {}
+    if "header" in data:
+        fields["header"] = data["header"]
+    for part in ("body", "footer"):
+        if part in data:
+            fields[part] = strict_keys(data[part], {"text"}, f"interactive.{part}").get("text")
+    action = data.get("action")
+    if action is None:
+        raise ValueError("interactive: missing 'action'")
+    return model._from_action(fields, strict_keys(action, set(action), "interactive.action"))

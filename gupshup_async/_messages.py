@@ -3,8 +3,11 @@
 Each type is a frozen pydantic model (`extra="forbid"`) whose fields are the wire names and
 whose `to_wire()` is its `{"type": T, T: {...}}` part of the body. They know nothing of HTTP,
 recipients or tokens. Bad input raises pydantic's `ValidationError` (a `ValueError`) naming the
-field and the limit, in the caller's code, before any request. Text, location, reaction and
-template live here; media, contacts and interactive types in their own modules.
+field and the limit, in the caller's code, before any request. Text, location and reaction
+live here; media, contacts, interactive, commerce and template types in their own modules.
+
+Reading from the wire keeps every field it reads or refuses it with a `ValueError`: nothing
+is dropped or rewritten, so `to_wire()` gives back what was read.
 """
 
 from __future__ import annotations
@@ -12,48 +15,71 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, TypeAlias, cast
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from ._commerce import CatalogMessage, ProductListMessage, ProductMessage
 from ._contacts import Contacts
-from ._interactive import AddressRequest, FlowMessage, ListMessage, ReplyButtons
+from ._interactive import (
+    AddressRequest,
+    FlowMessage,
+    ListMessage,
+    LocationRequest,
+    ReplyButtons,
+    UrlButton,
+    _Interactive,
+    interactive_from_wire,
+)
 from ._media import Audio, Document, Image, Sticker, Video
-from ._message_base import Emoji, MessageModel, NonEmpty, TextBody
+from ._message_base import Emoji, MessageModel, NonEmpty, TextBody, strict_keys
+from ._recipients import normalize_recipient
+from ._template import Template
 
 
 class Text(MessageModel):
-    """A text message: 1-4096 characters; `preview_url` renders the first link's preview."""
+    """A text message: 1-4096 characters, no NUL; `preview_url` renders the first link."""
 
     wire_type: ClassVar[str] = "text"
     body: TextBody
-    preview_url: bool | None = None
+    preview_url: Annotated[bool, Field(strict=True)] | None = None
+
+    @field_validator("body")
+    @classmethod
+    def _no_nul(cls, body: str) -> str:
+        if "\x00" in body:
+            raise ValueError("body must not contain NUL characters (\\x00)")
+        return body
 
 
 class Location(MessageModel):
     """A map pin: latitude -90..90 and longitude -180..180 degrees, optional name and address."""
 
     wire_type: ClassVar[str] = "location"
-    latitude: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
-    longitude: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+    latitude: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, strict=True)]
+    longitude: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, strict=True)]
     name: NonEmpty | None = None
     address: NonEmpty | None = None
 
 
 class Reaction(MessageModel):
-    """An emoji reaction to a received message; an empty `emoji` removes the reaction."""
+    """An emoji reaction to a received message; an empty `emoji` removes the reaction.
+
+    Text and mojibake (UTF-8 read as Latin-1) are refused unless `allow_text_emoji=True`
+    (a choice of ours; it is not sent).
+    """
 
     wire_type: ClassVar[str] = "reaction"
     message_id: NonEmpty
     emoji: Emoji
+    allow_text_emoji: Annotated[bool, Field(exclude=True, strict=True)] = False
 
-    @field_validator("emoji")
-    @classmethod
-    def _real_emoji(cls, emoji: str) -> str:
-        if emoji and _is_plain_text(emoji):
+    @model_validator(mode="after")
+    def _real_emoji(self) -> Reaction:
+        if self.emoji and not self.allow_text_emoji and _is_plain_text(self.emoji):
             raise ValueError(
                 "emoji must be the emoji character itself (e.g. '\\N{THUMBS UP SIGN}'), "
-                "not text or UTF-8 bytes decoded as Latin-1"
+                "not text or UTF-8 bytes decoded as Latin-1 (allow_text_emoji=True sends it)"
             )
-        return emoji
+        return self
 
 
 _TEXT_LIKE_EMOJI = frozenset({"\N{COPYRIGHT SIGN}", "\N{REGISTERED SIGN}"})
@@ -74,21 +100,6 @@ def _is_plain_text(emoji: str) -> bool:
     return True
 
 
-class Template(MessageModel):
-    """A pre-approved template: its `name`, a `language` code such as "en", and components."""
-
-    wire_type: ClassVar[str] = "template"
-    name: NonEmpty
-    language: NonEmpty
-    components: list[dict[str, Any]] = Field(default_factory=list)
-
-    def to_wire(self) -> dict[str, Any]:
-        template: dict[str, Any] = {"name": self.name, "language": {"code": self.language}}
-        if self.components:
-            template["components"] = self.components
-        return {"type": "template", "template": template}
-
-
 Message: TypeAlias = (
     Text
     | Image
@@ -101,8 +112,13 @@ Message: TypeAlias = (
     | Reaction
     | ReplyButtons
     | ListMessage
+    | UrlButton
+    | LocationRequest
     | AddressRequest
     | FlowMessage
+    | ProductMessage
+    | ProductListMessage
+    | CatalogMessage
     | Template
 )
 
@@ -118,62 +134,109 @@ MESSAGE_TYPES: tuple[type[MessageModel], ...] = (
     Reaction,
     ReplyButtons,
     ListMessage,
+    UrlButton,
+    LocationRequest,
     AddressRequest,
     FlowMessage,
+    ProductMessage,
+    ProductListMessage,
+    CatalogMessage,
     Template,
 )
+
+_INTERACTIVE: dict[str, type[_Interactive]] = {
+    m.interactive_type: m for m in MESSAGE_TYPES if issubclass(m, _Interactive)
+}
+_SIMPLE: dict[str, type[MessageModel]] = {
+    m.wire_type: m
+    for m in MESSAGE_TYPES
+    if m.wire_type not in ("interactive", "template", "contacts")
+}
+_ENVELOPE = {"messaging_product", "recipient_type", "to"}
 
 
 def message_from_wire(data: Mapping[str, Any]) -> Message:
     """Build the model from the API's JSON shape, e.g. `{"type": "image", "image": {...}}`.
 
     The inverse of `to_wire()`, for messages kept in files (the campaign's `--message-file`).
-    Raises `ValueError` for an unknown type or a payload the models refuse.
+    `to`, `messaging_product` ("whatsapp") and `recipient_type` ("individual") may stand
+    beside it and are checked; a reply's `context` belongs to `request_from_wire`. Raises
+    `ValueError` for an unknown type, a field the models would not send back, or a payload
+    the models refuse.
     """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a message must be a JSON object, got {type(data).__name__}")
+    if "context" in data:
+        raise ValueError(
+            "context: a reply's context is not part of a message; "
+            "read whole request bodies with request_from_wire()"
+        )
+    _check_envelope(data)
     kind = data.get("type")
-    simple: dict[str, type[MessageModel]] = {
-        m.wire_type: m for m in MESSAGE_TYPES if m.wire_type not in ("interactive", "template")
-    }
-    extra = set(data) - {"type", str(kind), "messaging_product", "recipient_type", "to"}
+    if kind is None:
+        raise ValueError('missing \'type\' (e.g. "type": "text")')
+    extra = set(data) - {"type", str(kind)} - _ENVELOPE
     if extra:
-        raise ValueError(f"unexpected top-level field(s): {', '.join(sorted(extra))}")
+        raise ValueError(f"unexpected top-level field(s): {', '.join(sorted(map(str, extra)))}")
+    if kind not in _SIMPLE and kind not in ("contacts", "template", "interactive"):
+        raise ValueError(f"type: unknown message type {kind!r}")
+    if kind not in data:
+        raise ValueError(f"{kind}: missing the {kind!r} object that type {kind!r} names")
+    part = data[kind]
     if kind == "contacts":
-        return Contacts.model_validate({"contacts": data.get("contacts")})
-    if kind in simple:
-        return cast(Message, simple[str(kind)].model_validate(data.get(str(kind))))
+        return Contacts.model_validate({"contacts": part})
+    if kind in _SIMPLE:
+        return cast(Message, _SIMPLE[str(kind)].model_validate(part))
     if kind == "template":
-        template = dict(data.get("template") or {})
-        language = template.pop("language", None)
-        if isinstance(language, Mapping):
-            language = language.get("code")
-        return Template.model_validate({**template, "language": language})
+        return _template_from_wire(part)
     if kind == "interactive":
-        return _interactive_from_wire(dict(data.get("interactive") or {}))
-    raise ValueError(f"type: unknown message type {kind!r}")
+        if not isinstance(part, Mapping):
+            raise ValueError("interactive must be a JSON object")
+        return cast(Message, interactive_from_wire(part, _INTERACTIVE))
+    raise AssertionError(kind)  # every known type returned above
 
 
-def _interactive_from_wire(interactive: dict[str, Any]) -> Message:
-    kind = interactive.pop("type", None)
-    action = dict(interactive.pop("action", None) or {})
-    fields: dict[str, Any] = {"body": (interactive.pop("body", None) or {}).get("text")}
-    if "header" in interactive:
-        fields["header"] = interactive.pop("header")
-    if "footer" in interactive:
-        fields["footer"] = (interactive.pop("footer") or {}).get("text")
-    if interactive:
-        raise ValueError(f"interactive: unexpected field(s) {', '.join(sorted(interactive))}")
-    if kind == "button":
-        buttons = [
-            b.get("reply") if isinstance(b, Mapping) else b for b in action.pop("buttons", [])
-        ]
-        return ReplyButtons.model_validate({**fields, "buttons": buttons, **action})
-    if kind == "list":
-        return ListMessage.model_validate({**fields, **action})
-    parameters = dict(action.get("parameters") or {})
-    if kind == "address_message":
-        return AddressRequest.model_validate({**fields, **parameters})
-    if kind == "flow":
-        parameters.pop("flow_message_version", None)
-        payload = parameters.pop("flow_action_payload", None) or {}
-        return FlowMessage.model_validate({**fields, **parameters, **payload})
-    raise ValueError(f"interactive.type: unknown interactive type {kind!r}")
+def request_from_wire(body: Mapping[str, Any]) -> tuple[str, Message, str | None]:
+    """Read a whole v3 request body, as in Meta's docs: `(to, message, reply_to)`.
+
+    `to` is the number as written (pass it to `send`, which normalises it); `reply_to` is
+    `context.message_id`, or None. Raises `ValueError` as `message_from_wire` does.
+    """
+    if not isinstance(body, Mapping):
+        raise ValueError(f"a request body must be a JSON object, got {type(body).__name__}")
+    fields = dict(body)
+    if "to" not in fields:
+        raise ValueError("missing 'to'")
+    reply_to: str | None = None
+    if "context" in fields:
+        context = strict_keys(fields.pop("context"), {"message_id"}, "context")
+        reply_to = context.get("message_id")
+        if not isinstance(reply_to, str) or not reply_to:
+            raise ValueError("context.message_id must be a non-empty string")
+    message = message_from_wire(fields)
+    return str(fields["to"]), message, reply_to
+
+
+def _check_envelope(data: Mapping[str, Any]) -> None:
+    product = data.get("messaging_product", "whatsapp")
+    if product != "whatsapp":
+        raise ValueError(f"messaging_product must be 'whatsapp', got {product!r}")
+    recipient_type = data.get("recipient_type", "individual")
+    if recipient_type != "individual":
+        raise ValueError(
+            f"recipient_type {recipient_type!r} is not supported: this SDK sends to "
+            "individuals ('individual') only"
+        )
+    if "to" in data:
+        to = data["to"]
+        if not isinstance(to, str):
+            raise ValueError(f"to must be a string, got {type(to).__name__}")
+        normalize_recipient(to)
+
+
+def _template_from_wire(part: Any) -> Template:
+    template = strict_keys(part, {"name", "language", "components"}, "template")
+    language = strict_keys(template.pop("language", None), {"code", "policy"}, "template.language")
+    if "policy" in language:
+        template["language_policy"] = language["policy"]
+    return Template.model_validate({**template, "language": language.get("code")})

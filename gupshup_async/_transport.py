@@ -49,7 +49,7 @@ KEEPALIVE_EXPIRY = 4.0
 DEFAULT_MAX_RESPONSE_BYTES = 1_048_576
 
 
-def create_transport(*, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> httpx.AsyncBaseTransport:
+def create_transport(*, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> AiohttpTransport:
     """The default transport: aiohttp's connection pool, as large as `max_connections`."""
     limits = httpx.Limits(
         max_connections=max_connections,
@@ -92,8 +92,9 @@ TRANSPORT_ERRORS: tuple[tuple[type[BaseException], _Meaning], ...] = (
 )
 
 
-def classify_transport_error(exc: httpx.TransportError) -> APIConnectionError:
-    """Turn an httpx transport error into ours, deciding whether it may have delivered."""
+def classify_transport_error(exc: httpx.TransportError | aiohttp.ClientError) -> APIConnectionError:
+    """Turn a transport error (httpx's, or aiohttp's on the owned path) into ours, deciding
+    whether it may have delivered."""
     cause = exc.__cause__
     subject: BaseException = cause if isinstance(cause, aiohttp.ClientError) else exc
     text = str(exc) or type(exc).__name__
@@ -121,6 +122,15 @@ def forget_frames(exc: BaseException) -> None:
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
+def aiohttp_session(transport: AiohttpTransport) -> aiohttp.ClientSession:
+    """The aiohttp session inside `transport`, created on first use exactly as the transport
+    itself does, so the `httpx.AsyncClient` around it still owns and closes it."""
+    if not isinstance(transport.client, aiohttp.ClientSession):
+        transport.client = transport.get_client()
+    session: aiohttp.ClientSession = transport.client
+    return session
+
+
 class Body(NamedTuple):
     """An answer body read under the cap: `content` and, if it is not whole, why."""
 
@@ -132,7 +142,7 @@ _ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 
 
 async def read_body(response: httpx.Response, limit: int) -> Body:
-    """Read at most `limit` bytes of `response`'s body, inflated; stop early past it.
+    """Read at most `limit` bytes of an httpx `response`'s body, inflated; stop early past it.
 
     The caller closes the response, which drops a connection whose body was not read to its
     end (aiohttp and httpcore both close it rather than reuse it).
@@ -142,7 +152,26 @@ async def read_body(response: httpx.Response, limit: int) -> Body:
         if len(content) > limit:
             return Body(content[:limit], f"the body is larger than {limit} bytes")
         return Body(content, None)
-    encoding = response.headers.get("content-encoding", "").strip().lower()
+    encoding = response.headers.get("content-encoding", "")
+    return await read_chunks(response.aiter_raw(), encoding, limit)
+
+
+async def read_aiohttp_body(response: aiohttp.ClientResponse, limit: int) -> Body:
+    """Read at most `limit` bytes of an aiohttp `response`'s body (sent without decompressing).
+
+    A plain body whose `Content-Length` fits is read in one call (the common case: a v3 answer
+    is ~200 bytes); anything else goes chunk by chunk under the cap.
+    """
+    encoding = response.headers.get("Content-Encoding", "")
+    length = response.content_length
+    if length is not None and length <= limit and encoding in ("", "identity"):
+        return Body(await response.read(), None)
+    return await read_chunks(response.content.iter_any(), encoding, limit)
+
+
+async def read_chunks(chunks: AsyncIterator[bytes], encoding: str, limit: int) -> Body:
+    """Join raw body `chunks`, inflating gzip or deflate, until the end or past `limit`."""
+    encoding = encoding.strip().lower()
     if encoding not in _ENCODINGS:
         return Body(b"", f"the body's Content-Encoding {encoding[:40]!r} is not supported")
     inflater = None
@@ -151,7 +180,7 @@ async def read_body(response: httpx.Response, limit: int) -> Body:
     parts: list[bytes] = []
     size = 0
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in chunks:
             pieces = [chunk] if inflater is None else _inflate(inflater, chunk, limit - size)
             for piece in pieces:
                 size += len(piece)

@@ -256,3 +256,92 @@ EXAMPLES: list[tuple[str, g.Message, dict[str, Any]]] = [
         ),
     ),
 ]
+
+
+#: Bodies from Meta's Cloud API guides (developers.facebook.com/docs/whatsapp/cloud-api/...),
+#: for the kinds its OpenAPI schema has no example of; placeholders filled in as above.
+META_DOC_EXAMPLES: dict[str, dict[str, Any]] = {
+    # messages/interactive-cta-url-messages
+    "cta_url": _body(
+        "interactive",
+        {
+            "type": "cta_url",
+            "header": {"type": "image", "image": {"link": "https://example.com/header.png"}},
+            "body": {"text": "Tap the button below to see available dates."},
+            "action": {
+                "name": "cta_url",
+                "parameters": {
+                    "display_text": "See Dates",
+                    "url": "https://www.luckyshrub.com?clickID=kqDGWd24Q5TRwoEQTICY7W1JKoXvaZOXWAS7h1P76s0R7Paec4",
+                },
+            },
+            "footer": {"text": "Dates subject to change."},
+        },
+    ),
+    # messages/location-request-messages
+    "location_request_message": _body(
+        "interactive",
+        {
+            "type": "location_request_message",
+            "body": {
+                "text": "Let's start with your pickup. You can either manually *enter an "
+                "address* or *share your current location*."
+            },
+            "action": {"name": "send_location"},
+        },
+    ),
+    # messages/audio-messages (voice message)
+    "voice": _body("audio", {"id": "1013859600285441", "voice": True}),
+    # template messages: a coupon code, a URL suffix, a location header, a flow button
+    "template_copy_code": _body(
+        "template",
+        {
+            "name": "coupon_code_fall2023_25off",
+            "language": {"code": "en_US"},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "text": "25OFF"},
+                        {"type": "text", "text": "25%"},
+                    ],
+                },
+                {
+                    "type": "button",
+                    "sub_type": "COPY_CODE",
+                    "index": 1,
+                    "parameters": [{"type": "coupon_code", "coupon_code": "25OFF"}],
+                },
+            ],
+        },
+    ),
+    "template_url_button": _body(
+        "template",
+        {
+            "name": "order_confirmation",
+            "language": {"code": "en_US"},
+            "components": [
+                {
+                    "type": "header",
+                    "parameters": [
+                        {
+                            "type": "location",
+                            "location": {
+                                "latitude": "37.483307",
+                                "longitude": "122.148981",
+                                "name": "Pablo Morales",
+                                "address": "1 Hacker Way, Menlo Park, CA 94025",
+                            },
+                        }
+                    ],
+                },
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": "0",
+                    "parameters": [{"type": "text", "text": "order/860198-230332"}],
+                },
+            ],
+        },
+    ),
+}

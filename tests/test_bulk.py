@@ -499,3 +499,22 @@ async def test_throttling_is_counted_and_shown_as_a_rate_not_logged_as_warnings(
     assert sender.current_rate is not None
     assert 0 < sender.current_rate <= 200
     assert [r for r in caplog.records if r.name.startswith("gupshup_async")] == []
+
+
+async def test_a_stop_while_waiting_for_a_bucket_token_before_a_retry_reports_not_sent() -> None:
+    """10.3, third wait: no pause, no backoff left, but the bucket has no token yet."""
+    seen: list[g.Outcome] = []
+    plan = FaultPlan(schedule={"910000000001": ["503", "ok"]})
+    async with (
+        MockGupshupServer(faults=plan) as server,
+        _client(server, retry_policy=g.RetryPolicy(sleep=_no_sleep)) as client,
+    ):
+        sender = g.BulkSender(client, rate=1, concurrency=1, on_result=seen.append)
+        run = asyncio.create_task(sender.send(["910000000001"], g.Text(body="hi")))
+        await _until(lambda: server.recorder.total_attempts >= 1)
+        await asyncio.sleep(0.2)  # the retry now waits about a second for its token
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, 5)
+        assert server.recorder.total_attempts == 1
+    assert [(o.digits, o.status, o.attempts) for o in seen] == [("910000000001", "not_sent", 1)]

@@ -18,7 +18,7 @@ def test_send_each_type_against_the_mock() -> None:
     done = subprocess.run([sys.executable, str(EXAMPLES / "send_each_type.py")],
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "The mock accepted 14 messages." in done.stdout
+    assert "The mock accepted 22 messages." in done.stdout
 
 
 def test_bulk_campaign_example_sends_each_recipient_at_most_once() -> None:

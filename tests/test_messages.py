@@ -59,7 +59,8 @@ LIMITS: list[tuple[str, Callable[[Any], Any], Any, Any, str]] = [
     ("image caption", lambda v: g.Image(link="https://a/b.png", caption=v), "c" * CAPTION_MAX, "c" * (CAPTION_MAX + 1), "caption"),
     ("video caption", lambda v: g.Video(id="1", caption=v), "c" * CAPTION_MAX, "c" * (CAPTION_MAX + 1), "caption"),
     ("document caption", lambda v: g.Document(id="1", caption=v), "c" * CAPTION_MAX, "c" * (CAPTION_MAX + 1), "caption"),
-    ("https link", lambda v: g.Image(link=v), "https://a/b.png", "http://a/b.png", "link"),
+    ("https only", lambda v: g.Image(link=v, https_only=True), "https://a/b.png", "http://a/b.png", "link"),
+    ("web link", lambda v: g.Image(link=v), "http://a/b.png", "ftp://a/b.png", "link"),
     ("buttons count", lambda v: _buttons_msg(buttons=_buttons(v)), 3, 4, "buttons"),
     ("buttons at least one", lambda v: _buttons_msg(buttons=_buttons(v)), 1, 0, "buttons"),
     ("button title", lambda v: _buttons_msg(buttons=[{"id": "a", "title": v}]), "t" * BUTTON_TITLE_MAX, "t" * (BUTTON_TITLE_MAX + 1), "title"),
@@ -217,14 +218,17 @@ def test_message_from_wire_refuses_reference_image_with_id_and_link() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{"type": "carousel"}, {"type": "interactive", "interactive": {"type": "product"}}],
+    [
+        {"type": "carousel", "carousel": {}},
+        {"type": "interactive", "interactive": {"type": "carousel", "action": {}}},
+    ],
 )
 def test_message_from_wire_refuses_unknown_types(payload: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="unknown"):
         g.message_from_wire(payload)
 
 
-@given(st.text(max_size=TEXT_BODY_MAX).filter(bool))
+@given(st.text(max_size=TEXT_BODY_MAX).filter(lambda body: bool(body) and "\x00" not in body))
 def test_any_text_body_within_the_limit_round_trips_through_json(body: str) -> None:
     wire = g.Text(body=body).to_wire()
     assert json.loads(json.dumps(wire, ensure_ascii=False)) == {

@@ -21,7 +21,7 @@ from .._bulk import DEFAULT_CONCURRENCY, DEFAULT_RATE
 from .._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, check_app_id, check_token
 from ..journal import CampaignMismatchError
 from ._campaign import CampaignOptions, run_campaign
-from ._inputs import InputError, load_message
+from ._inputs import InputError, load_media_message, load_message
 from ._progress import ProgressDisplay
 
 EXIT_OK = 0
@@ -77,10 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="CSV (phone/to/number/msisdn column) or one number per line",
     )
-    what = campaign.add_mutually_exclusive_group(required=True)
-    what.add_argument("--text", help="send a text message with this body")
+    what = campaign.add_mutually_exclusive_group()
+    what.add_argument("--text", help="send a text message with this body (with --media: caption)")
     what.add_argument(
         "--message-file", type=Path, help="JSON file with one message in the API's shape"
+    )
+    campaign.add_argument(
+        "--media",
+        type=Path,
+        default=None,
+        help="send this file (image, video, audio, document, webp sticker): uploaded once, "
+        "then every recipient gets its media id",
     )
     campaign.add_argument(
         "--rate",
@@ -198,7 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _campaign(args: argparse.Namespace) -> int:
     display = ProgressDisplay(enabled=args.progress)
     try:
-        message = load_message(args.text, args.message_file)
+        media_type = None
+        if args.media is not None:
+            if args.message_file is not None:
+                raise InputError(
+                    "--media goes with --text (a caption) or alone, not --message-file"
+                )
+            message, media_type = load_media_message(args.media, args.text)
+        else:
+            message = load_message(args.text, args.message_file)
         options = CampaignOptions(
             recipients=args.recipients,
             message=message,
@@ -214,6 +229,8 @@ def _campaign(args: argparse.Namespace) -> int:
             results=args.results,
             dry_run=args.dry_run,
             resend_ambiguous=args.resend_ambiguous,
+            media=args.media,
+            media_type=media_type,
         )
         if not options.recipients.is_file():
             raise InputError(f"recipients file {options.recipients} does not exist")

@@ -47,6 +47,8 @@ class CampaignOptions:
     dry_run: bool = False
     resend_ambiguous: bool = False
     show_progress: bool | None = None
+    media: Path | None = None  # uploaded once before sending; `message` holds its placeholder id
+    media_type: str | None = None
 
 
 @dataclass
@@ -137,6 +139,8 @@ async def run_campaign(
                         max_retries=options.max_retries,
                     )
                 )
+            if options.media is not None and journal.counts().get("pending", 0):
+                options = await _with_uploaded_media(options, client)
             report = await _send_pending(options, client, journal, display, resumed)
         report.journal = keep
         if options.results is not None:
@@ -144,6 +148,20 @@ async def run_campaign(
             report.results = options.results
         return report
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack never swallows
+
+
+async def _with_uploaded_media(
+    options: CampaignOptions, client: AsyncGupshupClient
+) -> CampaignOptions:
+    """Upload `--media` once; every recipient then gets the media id in place of the placeholder.
+
+    A resumed run uploads again (the journal keeps the file's digest, not the media id).
+    """
+    assert options.media is not None
+    assert options.media_type is not None
+    media_id = await client.upload_media(options.media, options.media_type)
+    message = options.message.model_copy(update={"id": media_id})
+    return dataclasses.replace(options, message=message)
 
 
 async def _send_pending(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import mimetypes
 from collections.abc import Iterator
 from pathlib import Path
 
+from .._media import Audio, Document, Image, Sticker, Video
+from .._media_upload import check_media
 from .._messages import Message, Text, message_from_wire
 from .._recipients import normalize_recipient
 
@@ -81,7 +84,7 @@ def file_digest(path: Path) -> str:
 def load_message(text: str | None, message_file: Path | None) -> Message:
     """The campaign's message from `--text` or `--message-file` (the API's JSON shape)."""
     if (text is None) == (message_file is None):
-        raise InputError("give exactly one of --text or --message-file")
+        raise InputError("give exactly one of --text or --message-file, or --media")
     try:
         if text is not None:
             return Text(body=text)
@@ -94,3 +97,32 @@ def load_message(text: str | None, message_file: Path | None) -> Message:
         raise InputError(f"cannot read message file {message_file}: {exc.strerror}") from None
     except ValueError as exc:  # JSON errors and pydantic's ValidationError alike
         raise InputError(f"invalid message: {exc}") from None
+
+
+def load_media_message(media: Path, caption: str | None) -> tuple[Message, str]:
+    """The media message of `--media PATH` (caption from `--text`) and the file's MIME type.
+
+    Its `id` is `upload:<sha256 of the file>` until the one upload replaces it, so a journal
+    is tied to the file's content, not to a media id that changes with every upload.
+    """
+    mime_type, _ = mimetypes.guess_type(media.name)
+    try:
+        size = media.stat().st_size
+        check_media(mime_type or "", size)
+    except OSError as exc:
+        raise InputError(f"cannot read media file {media}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InputError(f"--media {media}: {exc}") from None
+    assert mime_type is not None  # check_media refused an unknown type
+    placeholder = "upload:" + file_digest(media)
+    kind = mime_type.split("/", 1)[0]
+    if mime_type == "image/webp" or kind == "audio":
+        if caption is not None:
+            raise InputError(f"--media {media}: {mime_type} takes no caption (drop --text)")
+        model: type[Audio | Sticker] = Sticker if kind == "image" else Audio
+        return model(id=placeholder), mime_type
+    if kind == "image":
+        return Image(id=placeholder, caption=caption), mime_type
+    if kind == "video":
+        return Video(id=placeholder, caption=caption), mime_type
+    return Document(id=placeholder, caption=caption, filename=media.name), mime_type

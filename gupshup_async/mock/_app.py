@@ -17,6 +17,7 @@ from typing import Any
 
 from ._delivery import WebhookDispatcher
 from ._faults import FaultPlan
+from ._partner_routes import PartnerRoutes
 from ._recorder import AcceptedMessage, Recorder
 from ._validation import check_payload
 
@@ -92,6 +93,7 @@ class MockGupshupApp:
         )
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
+        self.partner = PartnerRoutes(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -112,6 +114,8 @@ class MockGupshupApp:
         elif path == "/_mock/reset" and method == "POST":
             self.recorder.reset()
             await _respond(send, 200, {"status": "success"})
+        elif self.partner.handles(method, path):
+            await self.partner.handle(scope, await _read_body(receive), send, _respond, _header)
         else:
             await _respond(send, 404, {"status": "error", "message": "Not Found"})
 
@@ -123,7 +127,7 @@ class MockGupshupApp:
             await _respond(send, 400, {"status": "error", "message": "Invalid App Details"})
             return
         try:
-            payload = json.loads(raw)
+            payload = json.loads(raw, parse_constant=_no_bare_constant)
         except ValueError:
             await _respond(send, 400, {"status": "error", "message": "Invalid JSON body"})
             return
@@ -246,6 +250,11 @@ async def _read_body(receive: Receive) -> bytes:
         message = await receive()
         chunks.append(message.get("body", b""))
     return b"".join(chunks)
+
+
+def _no_bare_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: the API refuses a body holding them."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
