@@ -11,6 +11,7 @@ import pytest
 
 from gupshup_async import Outcome
 from gupshup_async.journal import Journal
+from gupshup_async.journal.delivery import DeliveryJournal
 from gupshup_async.webhooks import parse_events
 from gupshup_async.webhooks.reconcile import callback_key, reconcile, row_from_callback
 
@@ -208,3 +209,20 @@ async def test_one_batch_with_repeats_and_a_settling_key_applies_each_once(
     assert row(journal, A)[2:4] == ("delivered", 1710941395.0)
     assert row(journal, B) == ("ambiguous", "gs-b", "read", 1710941398.0, None, None)
     assert journal.unapplied_events() == 0
+
+
+async def test_a_receiver_may_open_the_journal_first_and_beside_the_campaign(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "new.sqlite3"
+    with DeliveryJournal(path) as early:  # `webhooks serve` started before the campaign
+        assert reconcile(early, parse_events(status("gs-a", "delivered", 1710941395))) == [True]
+    assert path.stat().st_mode & 0o777 == 0o600  # phone numbers and answers: owner only
+    journal = Journal(path)
+    assert journal.bind(IDENTITY) is False  # still a new campaign's journal
+    journal.load([A])
+    with DeliveryJournal(path) as beside:  # while the campaign holds its journal open
+        await finish(journal, A, "sent", "gs-a")
+        assert beside.apply_unmatched() == 1
+    assert row(journal, A)[:3] == ("sent", "gs-a", "delivered")
+    journal.close()

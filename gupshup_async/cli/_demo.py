@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from .._messages import Text
-from ..journal import Journal
+from ..journal.delivery import DeliveryJournal
 from ..mock import DeliveryPlan, FaultPlan, MockGupshupServer
 from ..webhooks import WebhookReceiver
 from ._campaign import CampaignOptions
@@ -94,7 +94,7 @@ def run_demo(args: argparse.Namespace) -> int:
         display.print(f"Waiting for the delivery webhooks (receiver on {hooks.url}) ...")
         server.wait_for_webhooks(timeout=120)
         hooks.stop()
-        reader = Journal(journal)
+        reader = DeliveryJournal(journal)
         try:
             display.print("Delivery funnel (gupshup-async report " + str(journal) + "):")
             display.print(render(funnel(reader)))

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..journal import Journal
+from ..journal.delivery import DeliveryJournal
 
 #: One line on what a failure code means and what to do (Meta's and Gupshup's codes).
 CODE_MEANINGS = {
@@ -41,7 +41,7 @@ _AMBIGUOUS_STATES = ("ambiguous", "sending")
 _SENT_OR_BETTER = ("sent", "delivered", "read")
 
 
-def funnel(journal: Journal) -> dict[str, Any]:
+def funnel(journal: DeliveryJournal) -> dict[str, Any]:
     """The report as one JSON-ready object (keys documented in the README)."""
     journal.apply_unmatched()
     rows = journal.delivery_counts()["groups"]
@@ -115,7 +115,7 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_failures(journal: Journal, path: Path) -> int:
+def write_failures(journal: DeliveryJournal, path: Path) -> int:
     """One CSV row per recipient that did not get the message, or may not have."""
     count = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -155,7 +155,7 @@ def run_report(args: argparse.Namespace) -> int:
     if not args.journal.is_file():
         print(f"gupshup-async: error: journal {args.journal} does not exist", file=sys.stderr)
         return 2
-    journal = Journal(args.journal)
+    journal = DeliveryJournal(args.journal)  # beside a running campaign or webhooks serve
     try:
         report = funnel(journal)
         if args.failures is not None:

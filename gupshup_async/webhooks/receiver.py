@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from ..journal import Journal
+from ..journal.delivery import DeliveryJournal
 from .events import WebhookEvent, WebhookParseError, parse_events
 from .reconcile import event_key, reconcile
 
@@ -58,11 +59,11 @@ class WebhookReceiver:
     `secret` is expected in header `secret_header` (compared in constant time); `allow_ips`
     are CIDRs; a peer in `trusted_proxies` is a proxy whose `X-Forwarded-For` names the
     caller. Bodies over `max_body_bytes` get 413. With `journal` (a path or a `Journal`,
-    opened on its own connection) events are committed before the 2xx and statuses are
-    reconciled into it; new events (a repeated delivery is not new) go to `queue` (bounded
-    by `queue_size`: when full the answer is 503 and Gupshup retries) and to `handler`,
-    run after the answer (at most `max_handlers` at once, else 503). `path` (None: any)
-    is the one path accepted.
+    opened as a `DeliveryJournal` beside the campaign that may be sending) events are
+    committed before the 2xx and statuses are reconciled into it; new events (a repeated
+    delivery is not new) go to `queue` (bounded by `queue_size`: when full the answer is
+    503 and Gupshup retries) and to `handler`, run after the answer (at most
+    `max_handlers` at once, else 503). `path` (None: any) is the one path accepted.
     """
 
     def __init__(
@@ -99,7 +100,8 @@ class WebhookReceiver:
         )
         if isinstance(journal, Journal):
             journal = journal.path
-        self.journal = Journal(journal) if journal is not None else None
+        # Its own connection, not the sending process's handle: it runs beside a campaign.
+        self.journal = DeliveryJournal(journal) if journal is not None else None
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._pending: list[tuple[list[WebhookEvent], asyncio.Future[list[bool]]]] = []
         self._handlers: set[asyncio.Task[None]] = set()

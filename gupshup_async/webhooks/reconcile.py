@@ -22,8 +22,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..journal import Journal
-from ..journal._sqlite_delivery import EventRow
+from ..journal._sqlite_delivery import DeliveryRecords, EventRow
 from .events import InboundMessage, StatusEvent, WebhookEvent
 
 #: A status's place in the funnel; a recipient's status only moves to a higher rank.
@@ -78,7 +77,7 @@ def event_row(event: WebhookEvent, tag: str | None) -> EventRow:
     return EventRow(key=event_key(event), kind=kind, raw=raw, message_id=message_id)
 
 
-def reconcile(journal: Journal, events: Sequence[WebhookEvent]) -> list[bool]:
+def reconcile(journal: DeliveryRecords, events: Sequence[WebhookEvent]) -> list[bool]:
     """Store `events` in `journal` and move its recipients' statuses forward, in one commit.
 
     Returns, per event, whether it was new (False: delivered before, not applied again).
