@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -62,3 +69,50 @@ async def loopback_client(
         mock_server.app_id, mock_server.token, base_url=mock_server.base_url
     ) as sdk:
         yield sdk
+
+
+# ---------------------------------------------------------------- PostgreSQL (a real server)
+
+ROOT = Path(__file__).resolve().parents[1]
+DATABASE_URL_ENV = "GUPSHUP_TEST_DATABASE_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a real PostgreSQL server: $GUPSHUP_TEST_DATABASE_URL, or a throwaway cluster
+    started by scripts/postgres for this session. Never skipped: no server fails the tests."""
+    given = os.environ.get(DATABASE_URL_ENV)
+    if given:
+        yield given
+        return
+    # Not under pytest's tmp dir: that one is private to root, and the server runs as postgres.
+    where = tempfile.mkdtemp(prefix="gupshup-pg-")
+    script = str(ROOT / "scripts" / "postgres")
+    try:
+        started = subprocess.run(
+            ["bash", script, "start", where], capture_output=True, text=True, timeout=300
+        )
+        if started.returncode != 0:
+            pytest.fail(f"could not start PostgreSQL: {started.stderr[-2000:]}")
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["bash", script, "stop", where], capture_output=True, timeout=60)
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield _with_database(postgres_server, name)
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))

@@ -1,4 +1,5 @@
-"""The `gupshup-async` console script: `campaign`, `demo`, `mock`, `webhooks serve`, `report`.
+"""The `gupshup-async` console script: `campaign`, `worker`, `report`, `webhooks serve`, `demo`
+and `mock`.
 
 Exit status: 0 when every recipient has a final result (failures are listed, not fatal),
 1 when the API refused the credentials (401/403) and the rest was left pending to resume,
@@ -23,6 +24,7 @@ from ..journal import CampaignMismatchError
 from ._campaign import CampaignOptions, run_campaign
 from ._inputs import InputError, load_media_message, load_message
 from ._progress import ProgressDisplay
+from ._worker import add_worker_parser, enqueue, is_postgres_url, run_worker
 
 EXIT_OK = 0
 EXIT_STOPPED = 1
@@ -118,7 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for each answer (default 10)",
     )
     campaign.add_argument(
-        "--journal", type=Path, default=None, help="SQLite journal: makes the run resumable"
+        "--journal",
+        default=None,
+        help="SQLite journal file (makes the run resumable), or a postgresql:// URL with --enqueue",
+    )
+    campaign.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="store the campaign in Postgres for `gupshup-async worker` and return",
+    )
+    campaign.add_argument(
+        "--token-env",
+        default=None,
+        metavar="VAR",
+        help=f"with --enqueue: the variable workers read the token from (default {TOKEN_ENV})",
     )
     campaign.add_argument(
         "--results", type=Path, default=None, help="write one JSON line per recipient here"
@@ -137,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="force the progress bar on or off",
     )
+
+    add_worker_parser(commands)  # `report` (SQLite funnel or Postgres counts): _report.py
 
     demo = commands.add_parser("demo", help="a 5 000-recipient campaign against the embedded mock")
     demo.add_argument(
@@ -199,6 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._demo import run_demo
 
         return run_demo(args)
+    if args.command == "worker":
+        return run_worker(args)
+    if args.enqueue:
+        return enqueue(
+            args,
+            app_id=args.app_id or os.environ.get(APP_ID_ENV),
+            base_url=args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
+        )
     return _campaign(args)
 
 
@@ -225,13 +250,18 @@ def _campaign(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             timeout=args.timeout,
             max_retries=args.max_retries,
-            journal=args.journal,
+            journal=Path(args.journal) if args.journal else None,
             results=args.results,
             dry_run=args.dry_run,
             resend_ambiguous=args.resend_ambiguous,
             media=args.media,
             media_type=media_type,
         )
+        if is_postgres_url(args.journal):
+            raise InputError(
+                "a Postgres journal is run by workers: add --enqueue, then run "
+                "`gupshup-async worker`"
+            )
         if not options.recipients.is_file():
             raise InputError(f"recipients file {options.recipients} does not exist")
         if not args.dry_run:

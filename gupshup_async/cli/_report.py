@@ -140,9 +140,15 @@ def write_failures(journal: DeliveryJournal, path: Path) -> int:
 def add_report_parser(commands: Any) -> None:
     """Add `report` to the console script's subcommands."""
     report = commands.add_parser(
-        "report", help="the delivery funnel of a campaign journal, failures by code"
+        "report",
+        help="the delivery funnel of a campaign journal (or a Postgres journal's counts)",
     )
-    report.add_argument("journal", metavar="JOURNAL", type=Path, help="the campaign's --journal")
+    report.add_argument(
+        "journal", metavar="JOURNAL", help="the campaign's --journal file, or a postgresql:// URL"
+    )
+    report.add_argument(
+        "--campaign", type=int, default=None, help="Postgres: only this campaign's counts"
+    )
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.add_argument(
         "--failures", type=Path, default=None, metavar="CSV", help="write the failures here"
@@ -152,6 +158,14 @@ def add_report_parser(commands: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Print the report of `args.journal`; exit 2 when it does not exist."""
+    from ._worker import is_postgres_url, report_postgres
+
+    if is_postgres_url(args.journal):
+        if args.failures is not None:
+            print("gupshup-async: error: --failures reads a SQLite journal", file=sys.stderr)
+            return 2
+        return report_postgres(args.journal, args.campaign, args.json)
+    args.journal = Path(args.journal)
     if not args.journal.is_file():
         print(f"gupshup-async: error: journal {args.journal} does not exist", file=sys.stderr)
         return 2

@@ -1,8 +1,18 @@
 """The campaign journal: every recipient's durable state, written ahead of its send.
 
-One interface, one backend per module: `sqlite.py` (one machine, the default).
+One interface (`_interface.SendJournal`), one backend per module: `sqlite.py` (one machine, the
+default) and `postgres.py` (campaigns shared by worker processes; needs the `postgres` extra,
+imported only when used).
 """
 
-from .sqlite import DUPLICATE_ERROR, FINAL_STATES, CampaignMismatchError, Journal
+from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR, SendJournal
+from .sqlite import CampaignMismatchError, Journal
 
-__all__ = ["DUPLICATE_ERROR", "FINAL_STATES", "CampaignMismatchError", "Journal"]
+__all__ = [
+    "DUPLICATE_ERROR",
+    "FINAL_STATES",
+    "INTERRUPTED_ERROR",
+    "CampaignMismatchError",
+    "Journal",
+    "SendJournal",
+]

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from .._bulk import BulkResult, Outcome
 from .._recipients import mask_recipient, normalize_recipient
+from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR
 from ._sqlite_delivery import DeliveryRecords, delivery_fields
 
-#: States after which a recipient is never sent again by a resumed run.
-FINAL_STATES = ("sent", "failed", "ambiguous", "invalid", "duplicate")
 _LOAD_BATCH = 5_000
 
 _SCHEMA = """
@@ -42,9 +41,6 @@ CREATE TABLE IF NOT EXISTS recipients (
 );
 CREATE INDEX IF NOT EXISTS recipients_digits ON recipients (digits);
 """
-
-
-DUPLICATE_ERROR = "duplicate recipient: it appears earlier in the file, not sent again"
 
 
 def _classify(idx: int, to: str) -> tuple[int, str, str | None, str, str | None]:
@@ -158,7 +154,7 @@ class Journal(DeliveryRecords):
             else:
                 cursor = self._db.execute(
                     "UPDATE recipients SET state = 'ambiguous', error = ? WHERE state = 'sending'",
-                    ("interrupted while sending: may have been delivered; not re-sent",),
+                    (INTERRUPTED_ERROR,),
                 )
         return cursor.rowcount
 

@@ -65,7 +65,9 @@ class MockGupshupApp:
     """An ASGI app that behaves like Gupshup's v3 send endpoint, with throttling and faults.
 
     `rate` (sends per second, None for unlimited) and `burst` set the throttle;
-    `throttle_shape` is "gupshup" or "meta" (code 130429) for its 429 bodies.
+    `throttle_shape` is "gupshup" or "meta" (code 130429) for its 429 bodies. With
+    `bucket_per_app` (and `app_id=None`: any app id is served) each app id gets a bucket of its
+    own, as Gupshup throttles each app.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class MockGupshupApp:
         throttle_shape: str = "gupshup",
         faults: FaultPlan | None = None,
         recorder: Recorder | None = None,
+        bucket_per_app: bool = False,
         delivery: WebhookDispatcher | None = None,
     ) -> None:
         self.token = token
@@ -91,6 +94,7 @@ class MockGupshupApp:
             if rate is not None
             else None
         )
+        self.app_buckets: dict[str, TokenBucket] | None = {} if bucket_per_app else None
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
         self.partner = PartnerRoutes(self)
@@ -140,16 +144,27 @@ class MockGupshupApp:
         attempt = recorder.attempt(to)
         recorder.enter()
         try:
-            await self._answer(send, payload, to, attempt)
+            await self._answer(send, payload, to, attempt, self._bucket(app_id))
         finally:
             recorder.leave()
 
-    async def _answer(self, send: Send, payload: dict[str, Any], to: str, attempt: int) -> None:
+    def _bucket(self, app_id: str) -> TokenBucket | None:
+        if self.app_buckets is None or self.bucket is None:
+            return self.bucket
+        bucket = self.app_buckets.get(app_id)
+        if bucket is None:
+            bucket = TokenBucket(self.bucket.rate, self.bucket.burst)
+            self.app_buckets[app_id] = bucket
+        return bucket
+
+    async def _answer(
+        self, send: Send, payload: dict[str, Any], to: str, attempt: int, bucket: TokenBucket | None
+    ) -> None:
         faults = self.faults
         delay = faults.delay_for(to, attempt)
         if delay > 0:
             await asyncio.sleep(delay)
-        if self.bucket is not None and not self.bucket.take():
+        if bucket is not None and not bucket.take():
             await self._throttled(send, meta=self.throttle_shape == "meta")
             return
         fault = faults.fault_for(to, attempt)

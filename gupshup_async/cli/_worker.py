@@ -1,0 +1,269 @@
+"""Campaigns on Postgres from the command line: `campaign --enqueue`, `worker`, `report URL`.
+
+`campaign ... --journal postgresql://... --enqueue` stores the campaign (creating or upgrading
+the schema) and returns; `worker --journal postgresql://...` runs stored campaigns until
+stopped; `report postgresql://... [--campaign ID] --json` reads them back. The database URL can
+come from $GUPSHUP_DATABASE_URL instead. Needs the `postgres` extra (psycopg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import sys
+from typing import Any
+
+from .._client import check_app_id
+from ._campaign import message_digest
+from ._inputs import InputError, file_digest, iter_recipients, load_message
+
+DATABASE_URL_ENV = "GUPSHUP_DATABASE_URL"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def is_postgres_url(target: str | None) -> bool:
+    """Whether a `--journal` (or report) argument names a Postgres database."""
+    return target is not None and target.startswith(POSTGRES_SCHEMES)
+
+
+def add_worker_parser(commands: Any) -> None:
+    """The `worker` subcommand's arguments."""
+    from ..journal.leases import DEFAULT_LEASE_SECONDS
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the campaigns stored in Postgres until stopped",
+        description="Takes apps with ready campaigns (one worker per app at a time) and sends "
+        "them at each campaign's rate; tokens come from the variables the campaigns name.",
+    )
+    worker.add_argument(
+        "--journal", default=None, help=f"postgresql:// URL (or ${DATABASE_URL_ENV})"
+    )
+    worker.add_argument(
+        "--lease",
+        type=float,
+        default=DEFAULT_LEASE_SECONDS,
+        help="seconds an app waits for a dead worker before another takes it (default 30)",
+    )
+    worker.add_argument("--max-apps", type=int, default=None, help="apps hosted at once (no cap)")
+    worker.add_argument("--name", default=None, help="this worker's name in leases and logs")
+    worker.add_argument(
+        "--tick",
+        type=float,
+        default=0.01,
+        help="seconds between the shared pacing ticks of all hosted apps (0: a timer per app)",
+    )
+    worker.add_argument(
+        "--exit-when-idle", action="store_true", help="stop once no campaign is ready"
+    )
+
+
+def database_url(given: str | None) -> str:
+    """The Postgres URL from the flag or the environment; `InputError` when neither is one."""
+    url = given or os.environ.get(DATABASE_URL_ENV)
+    if not url:
+        raise InputError(f"give --journal postgresql://... or set ${DATABASE_URL_ENV}")
+    if not is_postgres_url(url):
+        raise InputError(f"--journal must be a postgresql:// URL here, got {url.split(':')[0]}:")
+    return url
+
+
+def _driver_missing() -> bool:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        print(
+            "gupshup-async: error: Postgres needs its driver: "
+            "pip install 'gupshup-async[postgres]'",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
+def _say(problem: object) -> int:
+    print(f"gupshup-async: error: {problem}", file=sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------- campaign --enqueue
+
+
+def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> int:
+    """Store the campaign in Postgres and return; exit 2 on bad input, nothing stored."""
+    try:
+        url = database_url(args.journal)
+        if args.dry_run:
+            raise InputError("--dry-run and --enqueue: choose one")
+        if not app_id:
+            raise InputError("give --app-id (or set $GUPSHUP_APP_ID)")
+        check_app_id(app_id)
+        token_env = args.token_env or "GUPSHUP_APP_TOKEN"
+        if not _ENV_NAME.match(token_env):
+            raise InputError(f"--token-env must name an environment variable, got {token_env!r}")
+        message = load_message(args.text, args.message_file)
+        if not args.recipients.is_file():
+            raise InputError(f"recipients file {args.recipients} does not exist")
+    except (InputError, ValueError) as problem:
+        return _say(problem)
+    if _driver_missing():
+        return 2
+    from ..journal.postgres import CampaignSpec
+
+    spec = CampaignSpec(
+        app_id=app_id,
+        message=message.to_wire(),
+        token_env=token_env,
+        base_url=base_url,
+        rate=args.rate,
+        burst=args.burst,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        message_sha256=message_digest(message),
+        recipients_sha256=file_digest(args.recipients),
+    )
+    try:
+        campaign, created, counts = asyncio.run(_enqueue(url, spec, args))
+    except InputError as problem:
+        return _say(problem)
+    word = "enqueued" if created else "was already enqueued (nothing added)"
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    print(f"campaign {campaign} {word}: {summary}")
+    return 0
+
+
+async def _enqueue(
+    url: str, spec: Any, args: argparse.Namespace
+) -> tuple[int, bool, dict[str, int]]:
+    from ..journal.postgres import PostgresStore
+
+    async with await PostgresStore.connect(url) as store:
+        await store.ensure_schema()
+        campaign, created = await store.enqueue(spec, iter_recipients(args.recipients))
+        counts = (await store.counts(campaign)).get(campaign, {})
+    return campaign, created, counts
+
+
+# ---------------------------------------------------------------- worker
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Run a worker until SIGINT/SIGTERM (exit 0), or until idle with `--exit-when-idle`."""
+    try:
+        url = database_url(args.journal)
+        if not args.lease > 0:
+            raise InputError(f"--lease must be > 0 seconds, got {args.lease}")
+        if not args.tick >= 0:
+            raise InputError(f"--tick must be >= 0 seconds, got {args.tick}")
+        if args.max_apps is not None and args.max_apps < 1:
+            raise InputError(f"--max-apps must be >= 1, got {args.max_apps}")
+    except InputError as problem:
+        return _say(problem)
+    if _driver_missing():
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return asyncio.run(_work(url, args))
+
+
+async def _work(url: str, args: argparse.Namespace) -> int:
+    import psycopg
+
+    from .._scaleout import Worker
+
+    worker = Worker(
+        url,
+        lease_seconds=args.lease,
+        max_apps=args.max_apps,
+        name=args.name,
+        tick=args.tick or None,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    while not stop.is_set():
+        try:
+            await worker.run(stop, exit_when_idle=args.exit_when_idle)
+        except psycopg.OperationalError as lost:
+            # The session's apps stopped; their leases expire and are taken over (maybe by us).
+            logging.getLogger("gupshup_async.worker").warning("database failed: %s", lost)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=min(5.0, args.lease / 3))
+            continue
+        if args.exit_when_idle:
+            break
+    print(f"worker {worker.name}: {worker.sent} sent, {worker.commits} journal commits")
+    return 0
+
+
+# ---------------------------------------------------------------- report
+
+
+def report_postgres(url: str, campaign: int | None, as_json: bool) -> int:
+    """Print every campaign's (or one's) counts; `--json`: one object."""
+    if _driver_missing():
+        return 2
+    import psycopg
+
+    try:
+        data = asyncio.run(_report(url, campaign))
+    except (LookupError, psycopg.Error) as problem:
+        return _say(problem)
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    for item in data["campaigns"]:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(item["counts"].items()))
+        stopped = f" (stopped: {item['stopped_by']})" if item["stopped_by"] else ""
+        print(f"campaign {item['id']} app {item['app_id']} {item['status']}{stopped}: {counts}")
+    return 0
+
+
+async def _report(url: str, campaign: int | None) -> dict[str, Any]:
+    from ..journal.postgres import PostgresStore
+
+    async with await PostgresStore.connect(url) as store:
+        await store.ensure_schema()
+        specs = await store.campaigns(ids=[campaign] if campaign is not None else None)
+        if campaign is not None and not specs:
+            raise LookupError(f"no campaign {campaign} in this database")
+        counts = await store.counts(campaign)
+        cursor = await store.reader.execute(
+            "SELECT id, stopped_by FROM gupshup_campaigns "
+            "WHERE %(c)s::bigint IS NULL OR id = %(c)s::bigint",
+            {"c": campaign},
+        )
+        stopped = dict(await cursor.fetchall())
+    campaigns: list[dict[str, Any]] = []
+    for spec in specs:
+        assert spec.id is not None
+        by_state = counts.get(spec.id, {})
+        campaigns.append(
+            {
+                "id": spec.id,
+                "app_id": spec.app_id,
+                "status": spec.status,
+                "stopped_by": stopped.get(spec.id),
+                "recipients": sum(by_state.values()),
+                "counts": by_state,
+                "sent": by_state.get("sent", 0),
+                "failed": by_state.get("failed", 0),
+                "ambiguous": by_state.get("ambiguous", 0),
+                "pending": by_state.get("pending", 0),
+                "sending": by_state.get("sending", 0),
+            }
+        )
+    totals: dict[str, int] = {
+        key: sum(int(item[key]) for item in campaigns)
+        for key in ("recipients", "sent", "failed", "ambiguous", "pending", "sending")
+    }
+    return {"campaigns": campaigns, **totals}

@@ -1,0 +1,34 @@
+"""What every journal backend promises the sender: the write-ahead mark and the final record.
+
+The rules, whatever the store (SQLite on one machine, Postgres across machines):
+- `mark_sending` returns only once the recipient's `sending` mark is committed; a recipient
+  whose mark fails is never sent (the error reaches the caller, and nothing more is sent).
+- Marks and final states made during one event-loop turn share one commit.
+- A resumed run turns `sending` rows into `ambiguous`: what may have gone out is not sent again.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .._bulk import Outcome
+
+#: States after which a recipient is never sent again by a resumed run.
+FINAL_STATES = ("sent", "failed", "ambiguous", "invalid", "duplicate")
+
+DUPLICATE_ERROR = "duplicate recipient: it appears earlier in the file, not sent again"
+
+#: The error a `sending` row gets when the run that marked it died or lost its lease.
+INTERRUPTED_ERROR = "interrupted while sending: may have been delivered; not re-sent"
+
+
+class SendJournal(Protocol):
+    """The part of a journal that a `BulkSender` run writes through (`before_send`, `on_result`)."""
+
+    async def mark_sending(self, digits: str) -> None:
+        """Mark `digits` as being sent; return once the mark is committed, raise if it is not."""
+        ...
+
+    def record(self, outcome: Outcome) -> None:
+        """Queue `outcome` as the recipient's state, committed with the next group."""
+        ...
