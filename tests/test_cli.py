@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -14,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from gupshup_async.cli._inputs import iter_recipients
+from gupshup_async.cli._recipients_file import inspect_recipients
 from gupshup_async.mock import FaultPlan, MockGupshupServer
+
+from .cli_support import campaign_command, cli_env, run, write_numbers
 
 
 @pytest.fixture
@@ -26,32 +27,15 @@ def server() -> Iterator[MockGupshupServer]:
     mock.stop()
 
 
-def _env(server: MockGupshupServer, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUPSHUP_")}
-    env.update(
-        GUPSHUP_APP_TOKEN=server.token,
-        GUPSHUP_APP_ID=server.app_id,
-        GUPSHUP_BASE_URL=server.base_url,
-    )
-    env.update(extra)
-    return env
-
-
-def _command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "gupshup_async", "campaign", *map(str, args)]
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+_env = cli_env
+_command = campaign_command
+_run = run
 
 
 def _numbers(
     path: Path, n: int, *, header: str | None = "phone", extra: list[str] = ()
 ) -> list[str]:  # type: ignore[assignment]
-    numbers = [f"9170{i:08d}" for i in range(n)] + list(extra)
-    lines = ([header] if header else []) + numbers
-    path.write_text("\n".join(lines) + "\n")
-    return numbers
+    return write_numbers(path, n, header=header, extra=tuple(extra))
 
 
 def test_campaign_writes_one_result_per_recipient_and_exits_0(
@@ -106,8 +90,8 @@ def test_dry_run_sends_nothing_and_needs_no_token(
         (["{to}", "--text", "x"], {"GUPSHUP_APP_ID": "a/b"}, "URL characters"),
         (["{to}", "--text", ""], {}, "at least 1 character"),
         (["{to}", "--text", "x", "--message-file", "{image}"], {}, "not allowed with"),
-        (["{binary}", "--text", "x"], {}, "not readable text"),
-        (["{to}", "--text", "x", "--rate", "0"], {}, "must be > 0"),
+        (["{binary}", "--text", "x"], {}, "not UTF-8 text"),
+        (["{to}", "--text", "x", "--rate", "0"], {}, "must be a number > 0"),
     ],
 )
 def test_bad_input_exits_2_before_any_request(
@@ -245,16 +229,16 @@ def test_sigkill_at_random_moments_then_resume_sends_each_at_most_once(tmp_path:
 def test_recipients_file_formats(tmp_path: Path) -> None:
     csv_named = tmp_path / "a.csv"
     csv_named.write_text("name,msisdn\nAna,+91 98765 43210\nBo,917000000001\n,\n")
-    assert list(iter_recipients(csv_named)) == ["+91 98765 43210", "917000000001"]
+    assert list(inspect_recipients(csv_named)) == ["+91 98765 43210", "917000000001"]
     csv_plain = tmp_path / "b.csv"
     csv_plain.write_text("919876543210,Ana\n917000000001,Bo\n")
-    assert list(iter_recipients(csv_plain)) == ["919876543210", "917000000001"]
+    assert list(inspect_recipients(csv_plain)) == ["919876543210", "917000000001"]
     csv_header = tmp_path / "c.csv"
     csv_header.write_text("mobile,name\n919876543210,Ana\n")
-    assert list(iter_recipients(csv_header)) == ["919876543210"]
+    assert list(inspect_recipients(csv_header)) == ["919876543210"]
     text = tmp_path / "d.txt"
     text.write_text("919876543210\n\n  917000000001  \n")
-    assert list(iter_recipients(text)) == ["919876543210", "917000000001"]
+    assert list(inspect_recipients(text)) == ["919876543210", "917000000001"]
 
 
 def test_mock_command_prints_its_url_and_token_serves_and_stops_on_ctrl_c() -> None:

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gupshup_async import Outcome
+from gupshup_async.journal import JournalBusyError
 from gupshup_async.journal.sqlite import CampaignMismatchError, Journal, _classify
 
 IDENTITY = {"message_sha256": "m1", "recipients_sha256": "r1"}
@@ -128,3 +132,33 @@ async def test_a_recipient_that_is_not_pending_is_never_marked(journal: Journal)
     journal.load(["917000000001"])
     with pytest.raises(LookupError, match="not pending"):
         await journal.mark_sending("917000000009")
+
+
+def test_a_second_journal_on_the_same_file_is_refused_until_the_first_closes(
+    tmp_path: Path,
+) -> None:
+    first = Journal(tmp_path / "j.sqlite3")
+    with pytest.raises(JournalBusyError, match=f"pid {os.getpid()} on host {socket.gethostname()}"):
+        Journal(tmp_path / "j.sqlite3")
+    first.close()
+    second = Journal(tmp_path / "j.sqlite3")
+    second.close()
+
+
+def test_journal_files_are_created_for_the_owner_only(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.bind(IDENTITY)
+    journal.load(["919876543210"])
+    modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in tmp_path.iterdir()}
+    journal.close()
+    assert modes == {"j.sqlite3": "0o600", "j.sqlite3.lock": "0o600", "j.sqlite3-wal": "0o600",
+                     "j.sqlite3-shm": "0o600"}  # fmt: skip
+
+
+def test_requeue_failed_leaves_ambiguous_alone(journal: Journal) -> None:
+    journal.load(["919876543210", "917000000000", "917000000001"])
+    with sqlite3.connect(journal.path) as db:
+        db.execute("UPDATE recipients SET state = 'failed', error = 'x' WHERE idx = 0")
+        db.execute("UPDATE recipients SET state = 'ambiguous', error = 'y' WHERE idx = 1")
+    assert journal.requeue_failed() == 1
+    assert journal.counts() == {"pending": 2, "ambiguous": 1}

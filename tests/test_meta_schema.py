@@ -9,6 +9,9 @@ as strings (the docs and every client send numbers), template `language.policy` 
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,17 @@ import yaml
 
 from .reference_examples import EXAMPLES, TO
 
-SCHEMA = (
-    Path(__file__).resolve().parents[2]
+#: Where Meta's schema is looked for: $GUPSHUP_META_SCHEMA, else the shared reference checked
+#: out beside the project (../shared/reference/).
+SCHEMA_ENV = "GUPSHUP_META_SCHEMA"
+SCHEMA = Path(
+    os.environ.get(SCHEMA_ENV)
+    or Path(__file__).resolve().parents[2]
     / "shared"
     / "reference"
     / "meta-business-messaging-api_v23.0.yaml"
 )
+
 NOT_IN_META_SCHEMA = {"address_message"}
 
 
@@ -43,7 +51,11 @@ def _close_all_of(node: Any) -> None:
 @pytest.fixture(scope="module")
 def validator() -> Any:
     if not SCHEMA.exists():
-        pytest.skip(f"Meta's schema is not beside the project ({SCHEMA})")
+        pytest.skip(
+            f"Meta's OpenAPI schema is not at {SCHEMA}: check out the shared reference beside "
+            "the project (../shared/reference/), or copy "
+            f"meta-business-messaging-api_v23.0.yaml anywhere and set {SCHEMA_ENV} to its path"
+        )
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     document = yaml.load(SCHEMA.read_text(), Loader=loader)  # a safe loader either way
     schemas = document["components"]["schemas"]
@@ -86,3 +98,21 @@ def test_the_schema_catches_an_unknown_field(validator: Any) -> None:
     body = copy.deepcopy(EXAMPLES[0][2])
     body["text"]["url"] = "https://example.com"
     assert list(validator.iter_errors(body))
+
+
+def test_without_the_schema_the_skip_says_what_to_do(tmp_path: Path) -> None:
+    if os.environ.get("GUPSHUP_META_SCHEMA_INNER"):
+        pytest.skip("already inside the check")  # no recursion
+    env = {
+        **os.environ,
+        SCHEMA_ENV: str(tmp_path / "absent.yaml"),
+        "GUPSHUP_META_SCHEMA_INNER": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-rs", "-q", "-p", "no:cacheprovider"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    assert "SKIPPED" in done.stdout
+    assert f"set {SCHEMA_ENV} to its path" in " ".join(done.stdout.split())
+    assert " passed" not in done.stdout

@@ -1,9 +1,13 @@
 """The `gupshup-async` console script: `campaign`, `worker`, `report`, `webhooks serve`, `demo`
 and `mock`.
 
-Exit status: 0 when every recipient has a final result (failures are listed, not fatal),
-1 when the API refused the credentials (401/403) and the rest was left pending to resume,
-2 for bad usage or unreadable input (before anything is sent), 130 when interrupted.
+Exit status:
+  0    every recipient has a final result (failures are listed, not fatal)
+  1    the API refused the credentials (401/403); the rest is pending: fix them, run again
+  2    bad usage or unusable input, or the journal is held by another process; nothing sent
+  3    the API could not be used (connection refused, DNS, TLS, wallet low, "API rate
+       limited": CHANNEL_FAILURE_LIMIT failures in a row); the rest is pending: run again
+  130  interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM; run the same command to resume
 The token comes from the environment only (`GUPSHUP_APP_TOKEN`): flags leak into shell
 history and `ps`.
 """
@@ -12,16 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._bulk import DEFAULT_CONCURRENCY, DEFAULT_RATE
 from .._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, check_app_id, check_token
-from ..journal import CampaignMismatchError
-from ._campaign import CampaignOptions, run_campaign
+from .._version import __version__
+from ..journal import CampaignMismatchError, JournalBusyError
+from ._campaign import CHANNEL_FAILURE_LIMIT, CampaignOptions, Terminated, run_campaign
 from ._inputs import InputError, load_media_message, load_message
 from ._progress import ProgressDisplay
 from ._worker import add_worker_parser, enqueue, is_postgres_url, run_worker
@@ -29,7 +36,9 @@ from ._worker import add_worker_parser, enqueue, is_postgres_url, run_worker
 EXIT_OK = 0
 EXIT_STOPPED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_API_UNUSABLE = 3
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 #: A campaign is a batch job: retrying what surely did not deliver a few more times than a
 #: web request would is cheap, and a "failed" recipient needs a new campaign.
@@ -40,44 +49,64 @@ APP_ID_ENV = "GUPSHUP_APP_ID"
 BASE_URL_ENV = "GUPSHUP_BASE_URL"
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+def _number_type(
+    convert: Callable[[str], Any], accept: Callable[[Any], bool], wanted: str
+) -> Callable[[str], Any]:
+    """An argparse type whose refusal reads "must be <wanted>, got 'x'" (no function names)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
+_positive_float = _number_type(float, lambda v: v > 0 and v != float("inf"), "a number > 0")
+_non_negative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+_non_negative_int = _number_type(int, lambda v: v >= 0, "a whole number >= 0")
+_positive_int = _number_type(int, lambda v: v >= 1, "a whole number >= 1")
+_port = _number_type(int, lambda v: 0 <= v <= 65535, "a port number from 0 to 65535")
+_any_int = _number_type(int, lambda v: True, "a whole number")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="gupshup-async", description="Send WhatsApp campaigns through Gupshup's v3 API."
+        prog="gupshup-async",
+        description="Send WhatsApp campaigns through Gupshup's v3 API.",
+        epilog="Exit status: 0 done, 1 credentials refused, 2 bad input or journal in use, "
+        "3 API unusable, 130 Ctrl-C, 143 SIGTERM.",
     )
+    parser.add_argument("--version", action="version", version=f"gupshup-async {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_campaign_parser(commands)
+    add_worker_parser(commands)
+    _add_demo_parser(commands)
+    _add_mock_parser(commands)
+    _add_delivery_commands(commands)  # `report` (SQLite funnel or Postgres counts), `webhooks`
+    return parser
 
+
+def _add_campaign_parser(commands: Any) -> None:
     campaign = commands.add_parser(
         "campaign",
         help="send one message to every number of a file",
-        description=f"The token is read from ${TOKEN_ENV} only.",
+        description=f"Send one message to every number of a file. The token is read from "
+        f"${TOKEN_ENV} only. Exit status: 0 done, 1 credentials refused (401/403), 2 bad "
+        f"input or journal in use, 3 the API could not be used ({CHANNEL_FAILURE_LIMIT} "
+        "failures in a row that say nothing about the recipients), 130 Ctrl-C, 143 SIGTERM.",
     )
     campaign.add_argument(
         "recipients",
         metavar="RECIPIENTS",
         type=Path,
-        help="CSV (phone/to/number/msisdn column) or one number per line",
+        help="a CSV (delimiter , ; tab or | sniffed; phone column found by its header) or "
+        "one number per line",
     )
     what = campaign.add_mutually_exclusive_group()
     what.add_argument("--text", help="send a text message with this body (with --media: caption)")
@@ -90,6 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="send this file (image, video, audio, document, webp sticker): uploaded once, "
         "then every recipient gets its media id",
+    )
+    campaign.add_argument(
+        "--column",
+        metavar="NAME|N",
+        default=None,
+        help="the phone column: a header name or a 1-based number (default: found by its "
+        "header: phone, mobile, msisdn, whatsapp number...)",
+    )
+    campaign.add_argument(
+        "--encoding",
+        default="utf-8-sig",
+        help="the recipients file's encoding, e.g. cp1252 or latin-1 (default UTF-8, BOM or not)",
+    )
+    campaign.add_argument(
+        "--allow-invalid",
+        action="store_true",
+        help="send to the valid numbers even when most of the first rows are invalid",
     )
     campaign.add_argument(
         "--rate",
@@ -122,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     campaign.add_argument(
         "--journal",
         default=None,
-        help="SQLite journal file (makes the run resumable), or a postgresql:// URL with --enqueue",
+        help="SQLite journal file (makes the run resumable; one process at a time), "
+        "or a postgresql:// URL with --enqueue",
     )
     campaign.add_argument(
         "--enqueue",
@@ -147,34 +194,75 @@ def build_parser() -> argparse.ArgumentParser:
         help="on resume, send again to recipients that may have received it",
     )
     campaign.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="on resume, send again to recipients whose send surely failed (never the "
+        "ambiguous ones)",
+    )
+    campaign.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="force the progress bar on or off",
+        help="force the progress bar on or off (default: on for a terminal)",
     )
 
-    add_worker_parser(commands)  # `report` (SQLite funnel or Postgres counts): _report.py
 
-    demo = commands.add_parser("demo", help="a 5 000-recipient campaign against the embedded mock")
+def _add_demo_parser(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="a 5 000-recipient campaign against the embedded mock",
+        description="Start the mock Gupshup API on a free loopback port and run a campaign "
+        "against it through the real command path: a few 429s with Retry-After, some 503s, "
+        "one ambiguous 504, invalid and repeated numbers. No credentials, no network. "
+        "Needs the mock extra: pip install 'gupshup-async[cli]'.",
+    )
     demo.add_argument(
         "--recipients", type=_positive_int, default=5000, help="how many (default 5000)"
     )
     demo.add_argument(
         "--rate", type=_positive_float, default=500.0, help="messages per second (default 500)"
     )
-    demo.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY)
-    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    demo.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"requests in flight (default {DEFAULT_CONCURRENCY})",
+    )
+    demo.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force the progress bar on or off (default: on for a terminal)",
+    )
 
-    mock = commands.add_parser("mock", help="serve the mock Gupshup API on a loopback port")
-    mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=8080)
+
+def _add_mock_parser(commands: Any) -> None:
+    from ..mock._faults import FAULT_KINDS
+
+    kinds = ", ".join(sorted(FAULT_KINDS - {"ok"}))
+    mock = commands.add_parser(
+        "mock",
+        help="serve the mock Gupshup API on a loopback port",
+        description="Serve the mock Gupshup v3 send endpoint until Ctrl-C; it prints the "
+        "base URL and the credentials to export. Counts per recipient at "
+        "GET /_mock/stats. Needs the mock extra: pip install 'gupshup-async[mock]'.",
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    mock.add_argument(
+        "--port", type=_port, default=8080, help="port to bind (default 8080; 0: any free port)"
+    )
     mock.add_argument(
         "--rate",
         type=_positive_float,
         default=None,
-        help="throttle above this many sends per second",
+        help="throttle (429) above this many sends per second (default: never)",
     )
-    mock.add_argument("--burst", type=_positive_float, default=None)
+    mock.add_argument(
+        "--burst",
+        type=_positive_float,
+        default=None,
+        help="sends allowed at once above --rate (default rate/10)",
+    )
     mock.add_argument("--token", default=None, help="token to accept (default: mock-token)")
     mock.add_argument("--app-id", default=None, help="app id to accept (default: mock-app)")
     mock.add_argument(
@@ -182,16 +270,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KIND=P",
-        help="inject a fault with probability P, e.g. 429=0.05 (repeatable)",
+        help=f"inject a fault with probability P, e.g. 429=0.05 (repeatable); kinds: {kinds}",
     )
-    mock.add_argument("--retry-after", default=None, help="Retry-After on 429s: seconds, or 'date'")
-    mock.add_argument("--latency", type=float, default=0.0, help="added latency in seconds")
     mock.add_argument(
-        "--slow-seconds", type=float, default=30.0, help="how long a 'slow' fault takes"
+        "--retry-after",
+        default=None,
+        help="Retry-After sent on 429s: seconds, or 'date' for an HTTP date (default: none)",
     )
-    mock.add_argument("--seed", type=int, default=0)
-    _add_delivery_commands(commands)
-    return parser  # fmt: skip
+    mock.add_argument(
+        "--latency",
+        type=_non_negative_float,
+        default=0.0,
+        help="seconds added to every answer (default 0)",
+    )
+    mock.add_argument(
+        "--slow-seconds",
+        type=_non_negative_float,
+        default=30.0,
+        help="how long a 'slow' fault takes, in seconds (default 30)",
+    )
+    mock.add_argument(
+        "--seed", type=_any_int, default=0, help="seed of the fault draws (default 0)"
+    )
 
 
 def _add_delivery_commands(commands: Any) -> None:
@@ -254,6 +354,10 @@ def _campaign(args: argparse.Namespace) -> int:
             results=args.results,
             dry_run=args.dry_run,
             resend_ambiguous=args.resend_ambiguous,
+            retry_failed=args.retry_failed,
+            encoding=args.encoding,
+            column=args.column,
+            allow_invalid=args.allow_invalid,
             media=args.media,
             media_type=media_type,
         )
@@ -262,8 +366,6 @@ def _campaign(args: argparse.Namespace) -> int:
                 "a Postgres journal is run by workers: add --enqueue, then run "
                 "`gupshup-async worker`"
             )
-        if not options.recipients.is_file():
-            raise InputError(f"recipients file {options.recipients} does not exist")
         if not args.dry_run:
             if not options.token:
                 raise InputError(f"set the app token in ${TOKEN_ENV} (it is never taken as a flag)")
@@ -272,7 +374,7 @@ def _campaign(args: argparse.Namespace) -> int:
             check_app_id(options.app_id)
             check_token(options.token)
         return run_and_report(options, display)
-    except (InputError, CampaignMismatchError, ValueError) as problem:
+    except (InputError, CampaignMismatchError, JournalBusyError, ValueError) as problem:
         print(f"gupshup-async: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -280,14 +382,42 @@ def _campaign(args: argparse.Namespace) -> int:
 def run_and_report(options: CampaignOptions, display: ProgressDisplay) -> int:
     """Run the campaign in a fresh event loop, print the summary, return the exit status."""
     try:
-        report = asyncio.run(run_campaign(options, display))
-    except KeyboardInterrupt:  # before sending started: loading is resumable too
-        display.print("Interrupted before sending; run the same command again to resume.")
-        return EXIT_INTERRUPTED
+        with _sigterm_raises():
+            report = asyncio.run(run_campaign(options, display))
+    except (KeyboardInterrupt, Terminated) as stop:  # outside sending: loading resumes too
+        display.print("Stopped before the end; run the same command again to resume.")
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     display.summary(report)
     if report.interrupted:
-        return EXIT_INTERRUPTED
-    if report.stopped_by:
-        display.print("Nothing more was sent: fix the credentials and run the same command again.")
-        return EXIT_STOPPED
+        return EXIT_TERMINATED if report.interrupted_by == signal.SIGTERM else EXIT_INTERRUPTED
+    if report.stop is not None:
+        if report.stop.credentials:
+            display.print(
+                "Nothing more was sent: fix the credentials and run the same command again."
+            )
+            return EXIT_STOPPED
+        display.print(
+            "Nothing more was sent: check --base-url, the network and the account, then run "
+            "the same command again (the rest is pending)."
+        )
+        return EXIT_API_UNUSABLE
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises `Terminated` (exit 143 after a clean close) instead of killing outright;
+    while sending, the campaign's own handler takes over and stops gracefully."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated

@@ -1,4 +1,10 @@
-"""The campaign: load the recipients into the journal, send what is pending, report."""
+"""The campaign: load the recipients into the journal, send what is pending, report.
+
+A failure that says nothing about its recipient (`_verdict`: no connection, refused
+credentials, an account problem) never makes the recipient final: it goes back to pending.
+A refused token stops the campaign at once; `CHANNEL_FAILURE_LIMIT` such failures in a row
+(connection refused, DNS, TLS, wallet low...) stop it too: the rest stays pending for a rerun.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import signal
 import tempfile
 import time
@@ -16,16 +23,31 @@ from pathlib import Path
 
 from .._bulk import BulkSender, Outcome
 from .._client import AsyncGupshupClient, encode_message
-from .._errors import AuthenticationError, GupshupError, PermissionDeniedError
 from .._messages import Message
+from .._verdict import account_code, refuses_credentials, says_nothing_about_recipient
 from ..journal import Journal
 from ..webhooks.reconcile import callback_key
-from ._inputs import file_digest, iter_recipients
+from ._inputs import check_journal_path, check_results_path, file_digest
 from ._latency import LatencyHistogram
-from ._progress import ProgressDisplay
+from ._progress import ProgressDisplay, Throttling
+from ._recipients_file import inspect_recipients
 
-#: Answers that mean no recipient can be sent to: the campaign stops and they stay pending.
-FATAL_ERRORS = (AuthenticationError, PermissionDeniedError)
+#: This many failures in a row that say nothing about their recipients (each after its own
+#: retries) stop the campaign: the API cannot be used (wrong URL, network, wallet). Twenty
+#: is well past a blip, and a minute or less of retries at a closed port (measured: ~10 s).
+CHANNEL_FAILURE_LIMIT = 20
+
+
+class Terminated(BaseException):
+    """SIGTERM outside the sending phase (loading, writing results): stop like Ctrl-C."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a campaign stopped early: refused credentials, or an API that could not be used."""
+
+    credentials: bool
+    reason: str
 
 
 @dataclass
@@ -46,7 +68,11 @@ class CampaignOptions:
     results: Path | None = None
     dry_run: bool = False
     resend_ambiguous: bool = False
+    retry_failed: bool = False
     show_progress: bool | None = None
+    encoding: str = "utf-8-sig"
+    column: str | None = None
+    allow_invalid: bool = False
     media: Path | None = None  # uploaded once before sending; `message` holds its placeholder id
     media_type: str | None = None
 
@@ -63,13 +89,25 @@ class CampaignReport:
     elapsed: float = 0.0
     latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
     interrupted: bool = False
+    interrupted_by: int | None = None  # the signal number, when a signal stopped the run
     journal: Path | None = None
     results: Path | None = None
-    rate_cuts: int = 0
+    throttling: Throttling = field(default_factory=Throttling)
     dry_run: bool = False
     valid: int = 0
     projected_seconds: float | None = None
-    stopped_by: str | None = None  # the API error that made sending pointless (401, 403)
+    stop: Stop | None = None  # why sending stopped before the end (401/403, unusable API)
+    read_as: str = ""
+
+    @property
+    def rate_cuts(self) -> int:
+        """How many times throttling halved the rate in this run."""
+        return self.throttling.rate_cuts
+
+    @property
+    def stopped_by(self) -> str | None:
+        """The reason sending stopped early, or None."""
+        return self.stop.reason if self.stop else None
 
     @property
     def achieved_rate(self) -> float:
@@ -79,6 +117,56 @@ class CampaignReport:
     def percentile(self, q: float) -> float | None:
         """Latency percentile `q` (0-100) in seconds over this run's sends (within 2%)."""
         return self.latencies.percentile(q)
+
+
+class ChannelWatch:
+    """Keeps recipients pending when their failure is about the channel, and says when to stop.
+
+    A refused token stops at once; `CHANNEL_FAILURE_LIMIT` such failures in a row stop too.
+    Any other answer (a success, a failure about the recipient) resets the run.
+    """
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+        self.kept_pending = 0
+        self.last: BaseException | None = None
+        self.stop: Stop | None = None
+
+    def judge(self, outcome: Outcome) -> Outcome:
+        """`outcome`, or the same as "not_sent" (back to pending) when about the channel."""
+        error = outcome.error
+        if outcome.status not in ("failed", "ambiguous") or not says_nothing_about_recipient(error):
+            if outcome.status != "not_sent":
+                self.in_a_row = 0
+            return outcome
+        self.in_a_row += 1
+        self.kept_pending += 1
+        self.last = error
+        if self.stop is None and refuses_credentials(error):
+            self.stop = Stop(credentials=True, reason=f"the API answered {error}")
+        elif self.stop is None and self.in_a_row >= CHANNEL_FAILURE_LIMIT:
+            self.stop = Stop(
+                credentials=False,
+                reason=f"the API could not be used ({self.in_a_row} sends in a row "
+                f"failed: {_explain(error)})",
+            )
+        # Surely not delivered, and nothing learnt about this recipient: keep it pending.
+        return dataclasses.replace(outcome, status="not_sent")
+
+    def leftover(self) -> Stop | None:
+        """After a complete run: the recipients such failures left pending, if any."""
+        if not self.kept_pending:
+            return None
+        return Stop(
+            credentials=False,
+            reason=f"the API could not be used for {self.kept_pending} recipient(s), left "
+            f"pending (last: {_explain(self.last)})",
+        )
+
+
+def _explain(error: BaseException | None) -> str:
+    code = account_code(error)
+    return f"Gupshup code {code}: {error}" if code is not None else str(error)
 
 
 def message_digest(message: Message) -> str:
@@ -97,11 +185,22 @@ async def run_campaign(
     `client` reuses an open client (an app embedding campaigns); by default one is made
     from the options and closed at the end.
     """
+    # Every input is checked before the journal exists: a mistake leaves nothing behind.
+    recipients = inspect_recipients(
+        options.recipients,
+        encoding=options.encoding,
+        column=options.column,
+        allow_invalid=options.allow_invalid,
+    )
+    if options.journal is not None:
+        check_journal_path(options.journal)
+    if options.results is not None and not options.dry_run:
+        check_results_path(options.results)
     with contextlib.ExitStack() as stack:
         journal_path = options.journal
         if journal_path is None:
             journal_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "j.sqlite3"
-        journal = Journal(journal_path)
+        journal = Journal(journal_path)  # JournalBusyError when another process holds it
         stack.callback(journal.close)
         resumed = journal.bind(
             {
@@ -110,7 +209,7 @@ async def run_campaign(
             }
         )
         if not journal.loaded:
-            journal.load(iter_recipients(options.recipients))
+            journal.load(recipients)
         keep = options.journal
         if options.dry_run:
             counts = journal.counts()
@@ -124,8 +223,11 @@ async def run_campaign(
                 dry_run=True,
                 valid=valid,
                 projected_seconds=valid / rate if rate else None,
+                read_as=recipients.describe(),
             )
         journal.settle_interrupted(resend_ambiguous=options.resend_ambiguous)
+        if options.retry_failed:
+            journal.requeue_failed()
         async with contextlib.AsyncExitStack() as clients:
             if client is None:
                 assert options.app_id is not None
@@ -176,15 +278,11 @@ async def _send_pending(
     done_before = sum(before.values()) - todo
     latencies = LatencyHistogram()
     sent = finished = 0
-
-    fatal: list[GupshupError] = []
+    channel = ChannelWatch()
 
     def on_result(outcome: Outcome) -> None:
         nonlocal sent, finished
-        if isinstance(outcome.error, FATAL_ERRORS):
-            # Every other recipient would fail the same way: keep this one pending, stop.
-            fatal.append(outcome.error)
-            outcome = dataclasses.replace(outcome, status="not_sent")
+        outcome = channel.judge(outcome)
         journal.record(outcome)
         if outcome.status == "not_sent":
             return
@@ -195,6 +293,7 @@ async def _send_pending(
         display.advance(outcome)
 
     interrupted = False
+    signals: list[int] = []
     started = time.monotonic()
     sender = BulkSender(
         client,
@@ -205,9 +304,9 @@ async def _send_pending(
         before_send=journal.mark_sending,
         deduplicate=False,  # the journal refused repeats when it loaded the file
     )
-    display.start(total=todo, already_done=done_before, resumed=resumed)
+    display.start(total=todo, already_done=done_before, resumed=resumed, sender=sender)
     try:
-        with _cancel_on_signals():
+        with _cancel_on_signals(signals):
             # Results go to the journal as they come (on_result); holding them all,
             # as send() does, would cost ~1.7 KB a recipient (1.7 GB for a million).
             outcomes = sender.outcomes(
@@ -215,7 +314,7 @@ async def _send_pending(
             )
             async with contextlib.aclosing(outcomes):  # closed at once, not by the GC later
                 async for _ in outcomes:
-                    if fatal:
+                    if channel.stop is not None:
                         break  # closing the stream stops the run; requests in flight finish
     except asyncio.CancelledError:
         interrupted = True
@@ -232,8 +331,9 @@ async def _send_pending(
         elapsed=elapsed,
         latencies=latencies,
         interrupted=interrupted,
-        rate_cuts=sender.rate_cuts,
-        stopped_by=str(fatal[0]) if fatal else None,
+        interrupted_by=signals[0] if signals else None,
+        throttling=Throttling.of(sender),
+        stop=channel.stop or (None if interrupted else channel.leftover()),
     )
 
 
@@ -250,20 +350,22 @@ def _tagger(journal: Journal) -> Callable[[str], str | None]:
 
 
 @contextlib.contextmanager
-def _cancel_on_signals() -> Iterator[None]:
-    """First Ctrl-C (or SIGTERM) cancels the send so in-flight requests finish and are recorded;
-    a second one falls back to Python's default and stops at once."""
+def _cancel_on_signals(received: list[int]) -> Iterator[None]:
+    """First Ctrl-C (or SIGTERM) cancels the send so in-flight requests finish and are recorded
+    (its number goes to `received`); a second one falls back to the default and stops at once."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     installed: list[signal.Signals] = []
 
     def cancel(signum: signal.Signals) -> None:
+        received.append(int(signum))
         with contextlib.suppress(ValueError, RuntimeError):
             loop.remove_signal_handler(signum)
         if task is not None:
             task.cancel()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
         try:
             loop.add_signal_handler(signum, cancel, signum)
             installed.append(signum)
@@ -275,13 +377,20 @@ def _cancel_on_signals() -> Iterator[None]:
         for signum in installed:
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(signum)
+            # Back to the handler before sending (the CLI's: SIGTERM raises `Terminated`).
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signum, previous[signum])
 
 
 def write_results(journal: Journal, path: Path) -> int:
     """Rewrite `path` as JSON Lines from the journal: every final result, in file order."""
     temporary = path.with_name(path.name + ".tmp")
     count = 0
-    with temporary.open("w", encoding="utf-8") as handle:
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # a left-over of a killed run, maybe with a wider mode
+    # Phone numbers and API answers: readable by the owner only.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "w", encoding="utf-8") as handle:
         for result in journal.results():
             handle.write(json.dumps(result, ensure_ascii=False) + "\n")
             count += 1

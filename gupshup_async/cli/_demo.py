@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 from pathlib import Path
 
@@ -49,6 +50,15 @@ def run_demo(args: argparse.Namespace) -> int:
     """Start the mock, run the campaign through the real command path, print the summary."""
     from . import run_and_report
 
+    try:
+        import uvicorn  # noqa: F401  (the mock's server: only in the mock/cli extras)
+    except ImportError:
+        print(
+            "gupshup-async: error: the demo needs the mock server: "
+            "pip install 'gupshup-async[cli]'",
+            file=sys.stderr,
+        )
+        return 2
     display = ProgressDisplay(enabled=args.progress)
     workdir = Path(tempfile.mkdtemp(prefix="gupshup-demo-"))
     recipients = workdir / "recipients.csv"

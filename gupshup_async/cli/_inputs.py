@@ -1,102 +1,53 @@
-"""Reading a campaign's inputs: the recipients file (streamed) and the message."""
+"""A campaign's other inputs, checked before anything is sent: the message and the output paths.
+
+Every problem is an `InputError` carrying one line for the operator (exit 2); none leaves a
+file behind that would block the corrected run. The recipients file is `_recipients_file`.
+"""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import mimetypes
-from collections.abc import Iterator
+import os
 from pathlib import Path
+from typing import Any
+
+import pydantic
 
 from .._media import Audio, Document, Image, Sticker, Video
 from .._media_upload import check_media
-from .._messages import Message, Text, message_from_wire
-from .._recipients import normalize_recipient
+from .._messages import MESSAGE_TYPES, Message, Text, message_from_wire
 
-#: Column names taken as the phone number in a CSV file, in order of preference.
-PHONE_COLUMNS = ("phone", "to", "number", "msisdn")
+#: Top-level fields a message file may hold besides `type` and the type's own object.
+ENVELOPE_FIELDS = frozenset({"messaging_product", "recipient_type"})
+#: Fields a message file must not hold, and why: it is one message for everybody.
+REFUSED_FIELDS = {
+    "to": "the numbers come from RECIPIENTS, not from the message file",
+    "context": "a reply quotes one conversation's message; a campaign goes to everybody",
+}
 
 
 class InputError(Exception):
     """An input that cannot be used: the campaign stops before sending anything (exit 2)."""
 
 
-def iter_recipients(path: Path) -> Iterator[str]:
-    """The numbers in `path`, one at a time, never the whole file in memory.
-
-    A `.csv` file gives the column named phone/to/number/msisdn, else the first column (its
-    first row is a header when it names a column or holds no number); any other file gives
-    one number per non-blank line.
-    """
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"cannot read recipients file {path}: {exc.strerror}") from None
-    with handle:
-        try:
-            if path.suffix.lower() == ".csv":
-                yield from _csv_numbers(handle)
-            else:
-                for line in handle:
-                    if line.strip():
-                        yield line.strip()
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise InputError(f"recipients file {path} is not readable text: {exc}") from None
-
-
-def _csv_numbers(handle: Iterator[str]) -> Iterator[str]:
-    rows = csv.reader(handle)
-    first = next(rows, None)
-    if first is None:
-        return
-    names = [cell.strip().lower() for cell in first]
-    column = next((names.index(n) for n in PHONE_COLUMNS if n in names), None)
-    if column is None:
-        column = 0
-        if first and _is_number(first[0]):
-            yield first[0].strip()
-    for row in rows:
-        if len(row) > column and row[column].strip():
-            yield row[column].strip()
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        normalize_recipient(cell.strip())
-    except ValueError:
-        return False
-    return True
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of the file's bytes, read in blocks: what ties a journal to its recipients."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    except OSError as exc:
-        raise InputError(f"cannot read recipients file {path}: {exc.strerror}") from None
-    return digest.hexdigest()
+def known_types() -> list[str]:
+    """The message types a message file may give, sorted."""
+    return sorted({model.wire_type for model in MESSAGE_TYPES})
 
 
 def load_message(text: str | None, message_file: Path | None) -> Message:
     """The campaign's message from `--text` or `--message-file` (the API's JSON shape)."""
     if (text is None) == (message_file is None):
         raise InputError("give exactly one of --text or --message-file, or --media")
-    try:
-        if text is not None:
+    if text is not None:
+        try:
             return Text(body=text)
-        assert message_file is not None
-        data = json.loads(message_file.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise InputError(f"{message_file}: expected a JSON object with a 'type'")
-        return message_from_wire(data)
-    except OSError as exc:
-        raise InputError(f"cannot read message file {message_file}: {exc.strerror}") from None
-    except ValueError as exc:  # JSON errors and pydantic's ValidationError alike
-        raise InputError(f"invalid message: {exc}") from None
+        except pydantic.ValidationError as exc:
+            raise InputError(f"--text: {_first_error(exc)}") from None
+    assert message_file is not None
+    return _message_from_file(message_file)
 
 
 def load_media_message(media: Path, caption: str | None) -> tuple[Message, str]:
@@ -126,3 +77,118 @@ def load_media_message(media: Path, caption: str | None) -> tuple[Message, str]:
     if kind == "video":
         return Video(id=placeholder, caption=caption), mime_type
     return Document(id=placeholder, caption=caption, filename=media.name), mime_type
+
+
+def _message_from_file(path: Path) -> Message:
+    where = f"message file {path}"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except IsADirectoryError:
+        raise InputError(f"{where} is a directory, not a file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {where}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{where} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where} is not JSON: {exc.msg} (line {exc.lineno})") from None
+    except RecursionError:
+        raise InputError(f"{where} is nested too deeply to be a message") from None
+    kinds = ", ".join(known_types())
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a JSON object with a 'type' ({kinds})")
+    for name, reason in REFUSED_FIELDS.items():
+        if name in data:
+            raise InputError(f"{where}: '{name}' is not allowed in a message file: {reason}")
+    kind = data.get("type")
+    if kind is None:
+        raise InputError(f"{where}: no 'type'; known types: {kinds}")
+    if not isinstance(kind, str) or kind not in known_types():
+        raise InputError(f"{where}: unknown type {kind!r}; known types: {kinds}")
+    payload = data.get(kind)
+    expected = list if kind == "contacts" else dict
+    if not isinstance(payload, expected):
+        raise InputError(
+            f"{where}: '{kind}' must be a JSON {'array' if expected is list else 'object'}, "
+            f"got {_json_kind(payload)}"
+        )
+    extra = sorted(set(data) - {"type", kind} - ENVELOPE_FIELDS)
+    if extra:
+        raise InputError(
+            f"{where}: unexpected top-level field(s) {', '.join(extra)} beside type {kind!r}"
+        )
+    try:
+        return message_from_wire(data)
+    except pydantic.ValidationError as exc:
+        raise InputError(f"{where}: {kind}.{_first_error(exc)}") from None
+    except RecursionError:
+        raise InputError(f"{where} is nested too deeply to be a message") from None
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        # The models' own refusals, and shapes they did not expect (a string for an object).
+        raise InputError(f"{where}: {kind}: {_one_line(str(exc)) or type(exc).__name__}") from None
+
+
+def _first_error(exc: pydantic.ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return _one_line(str(exc))
+    first = errors[0]
+    location = ".".join(str(part) for part in first["loc"]) or "message"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{location}: {_one_line(first['msg'])}{more}"
+
+
+def _json_kind(value: Any) -> str:
+    names = {str: "a string", bool: "true/false", int: "a number", float: "a number",
+             list: "an array", dict: "an object", type(None): "null"}  # fmt: skip
+    return names.get(type(value), type(value).__name__)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes, read in blocks: what ties a journal to its recipients."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise InputError(f"cannot read recipients file {path}: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
+def check_journal_path(path: Path) -> None:
+    """The journal must be a file (or creatable) in an existing, writable directory."""
+    if path.is_dir():
+        raise InputError(f"--journal {path} is a directory; give a file name")
+    _check_directory("--journal", path)
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise InputError(f"--journal {path} cannot be read and written")
+
+
+def check_results_path(path: Path) -> None:
+    """The results file must be writable now, not after everything was sent."""
+    if path.is_dir():
+        raise InputError(f"--results {path} is a directory; give a file name")
+    _check_directory("--results", path)
+    probe = path.with_name(path.name + ".tmp")
+    try:
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if not os.access(probe, os.W_OK):
+            raise InputError(f"--results {path}: {probe} is in the way") from None
+        return
+    except OSError as exc:
+        raise InputError(f"--results {path} cannot be written: {exc.strerror}") from None
+    os.close(descriptor)
+    probe.unlink()
+
+
+def _check_directory(flag: str, path: Path) -> None:
+    directory = path.parent
+    if not directory.is_dir():
+        raise InputError(f"{flag} {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {path}: directory {directory} is not writable")

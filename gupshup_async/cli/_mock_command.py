@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import socket
 import sys
 
 from ..mock import DEFAULT_APP_ID, DEFAULT_TOKEN, FaultPlan, MockGupshupApp
@@ -21,6 +23,23 @@ def parse_faults(specs: list[str]) -> dict[str, float]:
                 f"--fault {spec!r}: expected KIND=PROBABILITY, e.g. 429=0.05"
             ) from None
     return rates
+
+
+_BACKLOG = 4096
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port), as uvicorn would make it; raises OSError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(_BACKLOG)  # connections queue from now on, before uvicorn accepts them
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def serve_mock(args: argparse.Namespace) -> int:
@@ -53,15 +72,24 @@ def serve_mock(args: argparse.Namespace) -> int:
     app_id = args.app_id or DEFAULT_APP_ID
     app = MockGupshupApp(token=token, app_id=app_id, rate=args.rate, burst=args.burst, faults=plan)
     app.recorder.keep_messages = False
-    base_url = f"http://{args.host}:{args.port}"
+    # Bind first: the banner only ever names a port that is really being served.
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        print(f"gupshup-async: error: cannot serve on {args.host}:{args.port}: {reason}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    port = sock.getsockname()[1]
+    base_url = f"http://{args.host}:{port}"
     print(f"Mock Gupshup API on {base_url}  (Ctrl-C to stop)")
     print(f"  export GUPSHUP_BASE_URL={base_url}")
     print(f"  export GUPSHUP_APP_ID={app_id}")
     print(f"  export GUPSHUP_APP_TOKEN={token}")
     print(f"  stats: GET {base_url}/_mock/stats?summary=1", flush=True)
-    server = uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, loop="uvloop"))
+    server = uvicorn.Server(uvicorn_config(app, host=args.host, port=port, loop="uvloop"))
     # uvicorn shuts down gracefully, then re-raises the captured Ctrl-C: that is our stop.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    with sock, contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
     print("Mock stopped.")
     return 0

@@ -3,6 +3,10 @@
 rich draws both when installed (the `cli` extra); the bar stays quiet when stdout is not a
 terminal. Counters are bumped per result; the bar is redrawn a few times a second by a task
 of its own, so a fast campaign does not pay for drawing on every result.
+
+Throttling is shown, not logged: the bar carries the current rate and the number of rate cuts,
+the summary says it once. The SDK's per-event throttling logs never reach the terminal, and any
+other warning is printed once however often it repeats.
 """
 
 from __future__ import annotations
@@ -12,14 +16,47 @@ import contextlib
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .._bulk import Outcome
+from .._bulk import BulkSender, Outcome
 
 if TYPE_CHECKING:
     from ._campaign import CampaignReport
 
 _REFRESH_SECONDS = 0.2
+#: The logger of the sender's pacing (throttling, rate cuts): shown in the bar, not printed.
+PACING_LOGGER = "gupshup_async.bulk"
+
+
+@dataclass(frozen=True)
+class Throttling:
+    """What throttling did to one run: answers throttled, rate cuts, rates in msg/s."""
+
+    throttled: int = 0
+    rate_cuts: int = 0
+    current_rate: float | None = None
+    lowest_rate: float | None = None
+
+    @classmethod
+    def of(cls, sender: BulkSender) -> Throttling:
+        """The sender's counters now."""
+        return cls(
+            throttled=sender.throttled,
+            rate_cuts=sender.rate_cuts,
+            current_rate=sender.current_rate,
+            lowest_rate=sender.lowest_rate,
+        )
+
+    def summary(self) -> str | None:
+        """One line for the summary, or None when nothing was throttled."""
+        if not (self.throttled or self.rate_cuts):
+            return None
+        parts = [f"Throttled: {self.throttled} answer(s)"] if self.throttled else ["Throttled"]
+        parts.append(f"rate cut {self.rate_cuts} time(s)")
+        if self.rate_cuts and self.lowest_rate is not None:
+            parts.append(f"lowest {self.lowest_rate:.1f} msg/s")
+        return ", ".join(parts)
 
 
 class ProgressDisplay:
@@ -41,6 +78,7 @@ class ProgressDisplay:
         self._task_id: Any = None
         self._ticker: asyncio.Task[None] | None = None
         self._started = 0.0
+        self._sender: BulkSender | None = None
         self._log_handler: logging.Handler = logging.NullHandler()
 
     def print(self, text: str = "") -> None:
@@ -50,9 +88,12 @@ class ProgressDisplay:
         else:
             print(text, file=self.stream)
 
-    def start(self, *, total: int, already_done: int, resumed: bool) -> None:
-        """Begin a sending phase of `total` recipients."""
+    def start(
+        self, *, total: int, already_done: int, resumed: bool, sender: BulkSender | None = None
+    ) -> None:
+        """Begin a sending phase of `total` recipients (throttling read from `sender`)."""
         self._started = time.monotonic()
+        self._sender = sender
         self._log_handler = _DisplayLogHandler(self)
         logging.getLogger("gupshup_async").addHandler(self._log_handler)
         if resumed:
@@ -73,12 +114,15 @@ class ProgressDisplay:
             MofNCompleteColumn(),
             TextColumn("sent {task.fields[sent]}  failed {task.fields[failed]}"),
             TextColumn("{task.fields[rate]:>7.1f} msg/s"),
+            TextColumn("{task.fields[throttling]}"),
             TimeRemainingColumn(),
             console=self._console,
             auto_refresh=False,
             transient=False,
         )
-        self._task_id = self._progress.add_task("send", total=total, sent=0, failed=0, rate=0.0)
+        self._task_id = self._progress.add_task(
+            "send", total=total, sent=0, failed=0, rate=0.0, throttling=""
+        )
         self._progress.start()
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
@@ -98,9 +142,23 @@ class ProgressDisplay:
         done = self.sent + self.failed
         elapsed = max(time.monotonic() - self._started, 1e-9)
         self._progress.update(
-            self._task_id, completed=done, sent=self.sent, failed=self.failed, rate=done / elapsed
+            self._task_id,
+            completed=done,
+            sent=self.sent,
+            failed=self.failed,
+            rate=done / elapsed,
+            throttling=self._throttling_field(),
         )
         self._progress.refresh()
+
+    def _throttling_field(self) -> str:
+        if self._sender is None:
+            return ""
+        now = Throttling.of(self._sender)
+        if not (now.throttled or now.rate_cuts):
+            return ""
+        rate = f"limit {now.current_rate:.0f}/s " if now.current_rate is not None else ""
+        return f"{rate}cuts {now.rate_cuts}"
 
     def stop(self) -> None:
         """Draw the final state of the bar and stop redrawing."""
@@ -120,6 +178,8 @@ class ProgressDisplay:
         total = sum(counts.values())
         if report.dry_run:
             self.print(f"Dry run: {total} recipient(s) read, nothing sent.")
+            if report.read_as:
+                self.print(f"  read as      {report.read_as}")
             self.print(f"  to send      {report.valid}")
             self._failure_lines(report)
             if report.projected_seconds is not None:
@@ -129,7 +189,7 @@ class ProgressDisplay:
         if report.interrupted:
             title = "Campaign interrupted"
         elif report.stopped_by:
-            title = f"Campaign stopped: the API answered {report.stopped_by}"
+            title = f"Campaign stopped: {report.stopped_by}"
         self.print(f"{title}: {total} recipient(s)")
         self.print(f"  sent         {counts.get('sent', 0)}")
         self.print(f"  failed       {counts.get('failed', 0)}")
@@ -143,12 +203,10 @@ class ProgressDisplay:
         self.print(
             f"This run: {report.finished_this_run} finished in {_duration(report.elapsed)}, "
             f"{report.achieved_rate:.1f} msg/s"
-            + (
-                f", rate halved {report.rate_cuts} time(s) on throttling"
-                if report.rate_cuts
-                else ""
-            )
         )
+        throttling = report.throttling.summary()
+        if throttling is not None:
+            self.print(throttling)
         p50, p95, p99 = (report.percentile(q) for q in (50, 95, 99))
         if p50 is not None and p95 is not None and p99 is not None:
             ms = [
@@ -173,13 +231,23 @@ class ProgressDisplay:
 
 
 class _DisplayLogHandler(logging.Handler):
-    """Prints the SDK's warnings above the progress bar instead of through it."""
+    """Prints the SDK's warnings above the progress bar instead of through it, each kind once.
+
+    The pacing's throttling logs are left out: the bar and the summary show throttling.
+    """
 
     def __init__(self, display: ProgressDisplay) -> None:
         super().__init__(logging.WARNING)
         self.display = display
+        self.seen: set[tuple[str, object]] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == PACING_LOGGER:
+            return
+        kind = (record.name, record.msg)
+        if kind in self.seen:
+            return
+        self.seen.add(kind)
         self.display.print(f"warning: {record.getMessage()}")
 
 

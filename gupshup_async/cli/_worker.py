@@ -21,7 +21,8 @@ from typing import Any
 
 from .._client import check_app_id
 from ._campaign import message_digest
-from ._inputs import InputError, file_digest, iter_recipients, load_message
+from ._inputs import InputError, file_digest, load_message
+from ._recipients_file import RecipientsFile, inspect_recipients
 
 DATABASE_URL_ENV = "GUPSHUP_DATABASE_URL"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -109,8 +110,12 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         if not _ENV_NAME.match(token_env):
             raise InputError(f"--token-env must name an environment variable, got {token_env!r}")
         message = load_message(args.text, args.message_file)
-        if not args.recipients.is_file():
-            raise InputError(f"recipients file {args.recipients} does not exist")
+        recipients = inspect_recipients(
+            args.recipients,
+            encoding=args.encoding,
+            column=args.column,
+            allow_invalid=args.allow_invalid,
+        )
     except (InputError, ValueError) as problem:
         return _say(problem)
     if _driver_missing():
@@ -131,7 +136,7 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         recipients_sha256=file_digest(args.recipients),
     )
     try:
-        campaign, created, counts = asyncio.run(_enqueue(url, spec, args))
+        campaign, created, counts = asyncio.run(_enqueue(url, spec, recipients))
     except InputError as problem:
         return _say(problem)
     word = "enqueued" if created else "was already enqueued (nothing added)"
@@ -141,13 +146,13 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
 
 
 async def _enqueue(
-    url: str, spec: Any, args: argparse.Namespace
+    url: str, spec: Any, recipients: RecipientsFile
 ) -> tuple[int, bool, dict[str, int]]:
     from ..journal.postgres import PostgresStore
 
     async with await PostgresStore.connect(url) as store:
         await store.ensure_schema()
-        campaign, created = await store.enqueue(spec, iter_recipients(args.recipients))
+        campaign, created = await store.enqueue(spec, recipients)
         counts = (await store.counts(campaign)).get(campaign, {})
     return campaign, created, counts
 

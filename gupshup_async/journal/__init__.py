@@ -6,7 +6,7 @@ imported only when used).
 """
 
 from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR, SendJournal
-from .sqlite import CampaignMismatchError, Journal
+from .sqlite import CampaignMismatchError, Journal, JournalBusyError
 
 __all__ = [
     "DUPLICATE_ERROR",
@@ -14,5 +14,6 @@ __all__ = [
     "INTERRUPTED_ERROR",
     "CampaignMismatchError",
     "Journal",
+    "JournalBusyError",
     "SendJournal",
 ]

@@ -7,13 +7,22 @@ the recipients are loaded. A run killed at any moment (SIGKILL included) resumes
 Writes are grouped: every mark made during one event-loop turn is committed in one transaction
 (WAL, synchronous=NORMAL: durable against a killed process), and `mark_sending` returns only
 once its mark is committed. The token is never written here.
+
+One process at a time: opening a journal takes an exclusive `flock` on `<journal>.lock` (the
+kernel drops it when the process dies, SIGKILL included, so a resume never finds a stale lock);
+a second process gets `JournalBusyError` naming the holder's pid and host. The journal and
+its lock file hold phone numbers and API answers: they are created readable by their owner
+only (0600; SQLite gives its -wal and -shm files the database's mode).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -55,12 +64,60 @@ class CampaignMismatchError(ValueError):
     """The journal belongs to another campaign (other message or recipients file)."""
 
 
+class JournalBusyError(RuntimeError):
+    """Another process holds the journal: two runs on one journal would send twice."""
+
+
+#: Mode of the files created for a journal: they hold phone numbers and API answers.
+PRIVATE_FILE_MODE = 0o600
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file beside journal `path`."""
+    return path.with_name(path.name + ".lock")
+
+
+def _hold_lock(path: Path) -> int:
+    """Take the journal's lock for this process or raise `JournalBusyError`; returns its fd."""
+    lock = lock_path(path)
+    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+        os.close(descriptor)
+        raise JournalBusyError(
+            f"journal {path} is in use by another campaign process ({holder}); "
+            "nothing was sent: wait for it to finish, or stop it and run again"
+        ) from None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+    return descriptor
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does it with the umask's 0644."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE))
+
+
 class Journal(DeliveryRecords):
-    """One campaign's durable state; `identity` ties it to its message and recipients file."""
+    """One campaign's durable state; `identity` ties it to its message and recipients file.
+
+    Held by one process at a time (see the module docstring): `JournalBusyError` otherwise.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = _hold_lock(self.path)
+        try:
+            _create_private(self.path)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except BaseException:
+            os.close(self._lock)
+            raise
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")  # a webhook receiver may share the file
@@ -73,9 +130,14 @@ class Journal(DeliveryRecords):
         self._failure: BaseException | None = None  # a failed group commit stops the campaign
 
     def close(self) -> None:
-        """Commit what is pending and close the database."""
-        self.flush()
-        self._db.close()
+        """Commit what is pending, close the database, let another process have it."""
+        try:
+            self.flush()
+            self._db.close()
+        finally:
+            if self._lock >= 0:
+                os.close(self._lock)  # releases the flock
+                self._lock = -1
 
     # ------------------------------------------------------------ campaign identity
 
@@ -156,6 +218,18 @@ class Journal(DeliveryRecords):
                     "UPDATE recipients SET state = 'ambiguous', error = ? WHERE state = 'sending'",
                     (INTERRUPTED_ERROR,),
                 )
+        return cursor.rowcount
+
+    def requeue_failed(self) -> int:
+        """Put every `failed` recipient back to pending (never `ambiguous` ones); the count.
+
+        `failed` means surely not delivered, so sending again cannot duplicate anything.
+        """
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE recipients SET state = 'pending', error = NULL, code = NULL "
+                "WHERE state = 'failed'"
+            )
         return cursor.rowcount
 
     def pending(self, chunk: int = 1_000) -> Iterator[str]:

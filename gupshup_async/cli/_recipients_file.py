@@ -1,0 +1,280 @@
+"""The recipients file as operators really write it: spreadsheets' CSVs, or one number a line.
+
+The layout is decided once, from the start of the file, before anything is sent:
+
+- the delimiter is sniffed among `,` `;` tab `|` (Excel writes `;` in many locales); a file with
+  none of them is one number per line; a UTF-8 BOM is dropped;
+- the phone column is `--column` (a header name or a 1-based number), else the first header found
+  in `PHONE_HEADERS`, compared without case, spaces or punctuation ("Mobile No.", "WhatsApp
+  Number", "msisdn"...); a file whose first row holds a number has no header, and its phone
+  column is the first one holding a number;
+- the whole file is then read once: it must decode (`--encoding`), hold at least one number, and
+  hold no number in Excel's scientific notation (`9.19876543E+11`: digits already lost);
+- more than half of the first `SAMPLE_ROWS` numbers invalid means the wrong column or file:
+  refused unless `allow_invalid`.
+
+Every problem is an `InputError` (exit 2) with one line naming it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from .._recipients import normalize_recipient
+from ._inputs import InputError
+
+#: Header names taken as the phone column, in order of preference, compared after
+#: `header_key()` (lower case, letters and digits only): "Mobile No." is "mobileno".
+PHONE_HEADERS = (
+    "phone",
+    "phonenumber",
+    "phoneno",
+    "to",
+    "number",
+    "msisdn",
+    "mobile",
+    "mobilenumber",
+    "mobileno",
+    "mobilephone",
+    "cell",
+    "cellphone",
+    "cellnumber",
+    "whatsapp",
+    "whatsappnumber",
+    "whatsappno",
+    "wanumber",
+    "waid",
+    "contact",
+    "contactnumber",
+    "contactno",
+    "recipient",
+    "tel",
+    "telephone",
+)
+#: Delimiters the sniffer may pick.
+DELIMITERS = ",;\t|"
+#: How many first numbers are checked for "mostly invalid: wrong column?".
+SAMPLE_ROWS = 100
+_SNIFF_BYTES = 64 * 1024
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
+
+
+def header_key(name: str) -> str:
+    """A header name compared without case, spaces or punctuation: "Mobile No." -> "mobileno"."""
+    return "".join(c for c in name.casefold() if c.isalnum())
+
+
+@dataclass(frozen=True)
+class RecipientsFile:
+    """A checked recipients file and how to read it: delimiter, header, phone column."""
+
+    path: Path
+    encoding: str
+    delimiter: str | None  # None: one number per line
+    header: tuple[str, ...] | None
+    column: int  # 0-based
+
+    def __iter__(self) -> Iterator[str]:
+        """The numbers, one at a time, never the whole file in memory."""
+        with _open(self.path, self.encoding) as handle:
+            try:
+                yield from (number for _, number in self._numbers(handle))
+            except UnicodeDecodeError as exc:  # the file changed since it was inspected
+                raise InputError(_decode_problem(self.path, self.encoding, exc)) from None
+
+    def _numbers(self, handle: Iterable[str]) -> Iterator[tuple[int, str]]:
+        """(line number, cell) of every non-empty phone cell."""
+        if self.delimiter is None:
+            for line_number, line in enumerate(handle, start=1):
+                if line.strip() and not (self.header is not None and line_number == 1):
+                    yield line_number, line.strip()
+            return
+        rows = csv.reader(handle, delimiter=self.delimiter)
+        for row in rows:
+            if self.header is not None and rows.line_num == 1:
+                continue
+            if len(row) > self.column and row[self.column].strip():
+                yield rows.line_num, row[self.column].strip()
+
+    def describe(self) -> str:
+        """One line for the operator: which column is read, as what."""
+        if self.delimiter is None:
+            return "one number per line"
+        name = repr(self.header[self.column]) if self.header else "without a header"
+        return f"column {self.column + 1} {name}, separated by {_delimiter_name(self.delimiter)}"
+
+
+def inspect_recipients(
+    path: Path,
+    *,
+    encoding: str = "utf-8-sig",
+    column: str | None = None,
+    allow_invalid: bool = False,
+) -> RecipientsFile:
+    """Check the recipients file end to end and decide how to read it; raise `InputError`."""
+    _check_encoding(encoding)
+    if path.is_dir():
+        raise InputError(f"recipients file {path} is a directory, not a file")
+    if not path.exists():
+        raise InputError(f"recipients file {path} does not exist")
+    sample = _sample(path, encoding)
+    delimiter = _sniff(sample)
+    header: tuple[str, ...] | None = None
+    index = 0
+    lines = sample.splitlines()
+    if delimiter is not None:
+        first = next(csv.reader(lines, delimiter=delimiter), [])
+        header, index = _find_column(path, first, column)
+    else:
+        header = _single_column_header(path, lines[0].strip() if lines else "", column)
+    layout = RecipientsFile(path, encoding, delimiter, header, index)
+    rows = 0
+    sample_numbers: list[tuple[int, str]] = []
+    with _open(path, encoding) as handle:
+        try:
+            for line_number, cell in layout._numbers(handle):
+                if _SCIENTIFIC.match(cell):
+                    raise InputError(
+                        f"{path} line {line_number}: {cell!r} is in scientific notation: the "
+                        "column was saved as a number and lost digits; format it as text in the "
+                        "spreadsheet and export again"
+                    )
+                rows += 1
+                if len(sample_numbers) < SAMPLE_ROWS:
+                    sample_numbers.append((line_number, cell))
+        except UnicodeDecodeError as exc:
+            raise InputError(_decode_problem(path, encoding, exc)) from None
+        except csv.Error as exc:
+            raise InputError(f"recipients file {path} is not a readable CSV: {exc}") from None
+    if not rows:
+        raise InputError(f"recipients file {path} holds no phone number")
+    _check_sample(path, layout, sample_numbers, allow_invalid)
+    return layout
+
+
+def _check_encoding(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"--encoding {encoding}: unknown encoding (e.g. utf-8, cp1252)") from None
+
+
+def _open(path: Path, encoding: str) -> TextIO:
+    try:
+        return path.open(newline="", encoding=encoding)
+    except OSError as exc:
+        raise InputError(f"cannot read recipients file {path}: {exc.strerror}") from None
+
+
+def _decode_problem(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    name = "UTF-8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
+    return (
+        f"recipients file {path} is not {name} text (byte 0x{byte} near byte {exc.start}); "
+        "if it was saved as Latin-1 or Windows-1252, add --encoding cp1252"
+    )
+
+
+def _sample(path: Path, encoding: str) -> str:
+    try:
+        with path.open("rb") as raw:
+            data = raw.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise InputError(f"cannot read recipients file {path}: {exc.strerror}") from None
+    if len(data) == _SNIFF_BYTES:  # cut at the last full line: no half row, no half character
+        data = data[: data.rfind(b"\n") + 1] or data
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise InputError(_decode_problem(path, encoding, exc)) from None
+
+
+def _sniff(sample: str) -> str | None:
+    lines = [line for line in sample.splitlines() if line.strip()][:50]
+    if not lines or not any(d in line for line in lines for d in DELIMITERS):
+        return None
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        # Too few rows to be sure: the delimiter that splits every line the same way.
+        for delimiter in DELIMITERS:
+            widths = {len(next(csv.reader([line], delimiter=delimiter))) for line in lines}
+            if len(widths) == 1 and widths != {1}:
+                return delimiter
+        return ","
+
+
+def _find_column(
+    path: Path, first: list[str], column: str | None
+) -> tuple[tuple[str, ...] | None, int]:
+    cells = [cell.strip() for cell in first]
+    keys = [header_key(cell) for cell in cells]
+    is_header = not any(_is_number(cell) for cell in cells)
+    header = tuple(cells) if is_header else None
+    seen = ", ".join(repr(cell) for cell in cells)
+    if column is not None:
+        if column.strip().isdigit():
+            index = int(column) - 1
+            if not 0 <= index < len(cells):
+                raise InputError(
+                    f"--column {column}: {path} has {len(cells)} column(s) ({seen}); "
+                    "give a number from 1 or a header name"
+                )
+            return header, index
+        if header is not None and header_key(column) in keys:
+            return header, keys.index(header_key(column))
+        raise InputError(f"--column {column}: no such header in {path}; headers seen: {seen}")
+    if header is None:
+        return None, next(i for i, cell in enumerate(cells) if _is_number(cell))
+    for name in PHONE_HEADERS:
+        if name in keys:
+            return header, keys.index(name)
+    if len(cells) == 1:
+        return header, 0
+    raise InputError(
+        f"no phone column in {path}: headers seen: {seen}; name it with --column NAME "
+        "(or a 1-based number)"
+    )
+
+
+def _single_column_header(path: Path, first: str, column: str | None) -> tuple[str, ...] | None:
+    """One number per line: the first line is a header only when it names the phone column."""
+    if column is not None and column.strip() != "1" and header_key(column) != header_key(first):
+        raise InputError(f"--column {column}: {path} has one number per line, no columns")
+    if header_key(first) in PHONE_HEADERS or (column is not None and not _is_number(first)):
+        return (first,)
+    return None
+
+
+def _check_sample(
+    path: Path, layout: RecipientsFile, sample: list[tuple[int, str]], allow_invalid: bool
+) -> None:
+    invalid = [(line, cell) for line, cell in sample if not _is_number(cell)]
+    if allow_invalid or 2 * len(invalid) <= len(sample):
+        return
+    line, cell = invalid[0]
+    raise InputError(
+        f"{len(invalid)} of the first {len(sample)} numbers in {path} are not valid phone "
+        f"numbers (line {line}: {cell!r}), reading {layout.describe()}; pick the column with "
+        "--column, or pass --allow-invalid to send to the valid ones"
+    )
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        normalize_recipient(cell.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}.get(
+        delimiter, repr(delimiter)
+    )
