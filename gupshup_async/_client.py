@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -21,25 +20,28 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     GupshupError,
+    InvalidCredentialsError,
     UnexpectedResponseError,
+    _InvalidProviderTokenError,
     error_from_response,
+    json_object,
 )
 from ._message_base import MessageModel
 from ._messages import Message
 from ._recipients import mask_recipient, normalize_recipient
 from ._retry import DEFAULT_MAX_RETRIES, RetryPolicy, parse_retry_after
+from ._settings import Secret, check_base_url, check_reply_to, check_timeout, checked_token
 from ._settings import check_app_id as check_app_id  # the CLI checks credentials from here
-from ._settings import check_base_url, check_reply_to
 from ._settings import check_token as check_token
 from ._transport import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RESPONSE_BYTES,
     aiohttp_session,
-    classify_transport_error,
+    bounded,
     create_http_client,
     create_transport,
     deadline,
-    forget_frames,
+    decode_text,
     read_aiohttp_body,
     read_body,
 )
@@ -155,10 +157,7 @@ class AsyncGupshupClient:
         check_app_id(app_id)
         check_token(token)
         check_base_url(base_url, allow_insecure_http=allow_insecure_http)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            raise ValueError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
-        if not (math.isfinite(timeout) and timeout > 0):
-            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout}")
+        timeout = check_timeout(timeout)
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise ValueError(f"max_connections must be an integer >= 1, got {max_connections!r}")
         if max_connections < 1:
@@ -176,7 +175,7 @@ class AsyncGupshupClient:
             )
         self.app_id = app_id
         self.base_url = base_url.rstrip("/")
-        self.timeout = float(timeout)
+        self.timeout = timeout
         self.max_response_bytes = max_response_bytes
         self._url = httpx.URL(f"{self.base_url}/partner/app/{app_id}/v3/message")
         headers = {
@@ -185,8 +184,10 @@ class AsyncGupshupClient:
             "User-Agent": USER_AGENT,
             "Accept-Encoding": "gzip, deflate",  # what read_body can inflate under its cap
         }
+        self._token = Secret(token)
         self._headers = httpx.Headers(headers)
         self._owns_http = http_client is None
+        self._closed = False
         # With our own client there are no hooks, auth, cookies or redirects to honour, so a
         # send goes from the encoded body straight onto the aiohttp pool, building no httpx
         # Request/Response/Headers: those objects were most of the gap to a hand-written
@@ -230,7 +231,8 @@ class AsyncGupshupClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool, unless it was passed in by the caller."""
+        """Close the connection pool, unless it was passed in by the caller; no call works after."""
+        self._closed = True
         if self._owns_http:
             await self._http.aclose()
 
@@ -285,21 +287,9 @@ class AsyncGupshupClient:
 
     async def _post_attempt(self, body: bytes) -> SendResult:
         """One HTTP attempt, no retry, under the whole-attempt deadline and the body cap."""
-        self._check_usable()
-        try:
-            async with deadline(self.timeout):
-                status, headers, content, problem = await self._exchange(body)
-        except (httpx.TransportError, aiohttp.ClientError) as exc:
-            error = classify_transport_error(exc)
-            forget_frames(exc)
-            raise error from exc
-        except TimeoutError as exc:
-            forget_frames(exc)
-            raise APITimeoutError(
-                f"no complete answer within {self.timeout:g} s: the message may have been sent",
-                ambiguous=True,
-            ) from None
-        text = content.decode("utf-8", errors="replace")
+        async with bounded(self.timeout, self._timed_out):
+            status, headers, content, problem = await self._exchange(body)
+        text = decode_text(content, headers.get("content-type"))
         if 200 <= status < 300:
             if problem is not None:
                 raise UnexpectedResponseError(
@@ -342,8 +332,14 @@ class AsyncGupshupClient:
             await response.aclose()
         return response.status_code, response.headers, content, problem
 
+    def _timed_out(self) -> APITimeoutError:
+        return APITimeoutError(
+            f"no complete answer within {self.timeout:g} s: the message may have been sent",
+            ambiguous=True,
+        )
+
     def _check_usable(self) -> None:
-        if self._http.is_closed:
+        if self._closed or self._http.is_closed:
             raise RuntimeError("this AsyncGupshupClient is closed; make a new one to send")
         if self._owns_http:
             loop = asyncio.get_running_loop()
@@ -408,26 +404,56 @@ class AsyncGupshupClient:
         )
 
     def _partner_headers(self) -> dict[str, str]:
-        return {"Authorization": self._headers["Authorization"], "User-Agent": USER_AGENT}
+        return {"Authorization": self._token, "User-Agent": USER_AGENT}
 
     async def _with_fresh_token(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """`call()`; after a 401, once more with the provider's newer token (if it has one)."""
+        """`call()`; after a 401, once more with the provider's newer token (if it has one).
+
+        Every call to the API passes here, so here it is refused on a closed client or a
+        second event loop, before any byte.
+        """
+        self._check_usable()
         if self._token_provider is None:
             return await call()
-        refused = self._headers["Authorization"]
+        refused = self._token
         try:
             return await call()
-        except AuthenticationError:
-            fresh = await self._token_provider.get_token(refresh_from=refused)
-            check_token(fresh)
+        except AuthenticationError as error:
+            fresh = await self._fresh_token(refused, error)
             if fresh == refused:
                 raise
-        if self._headers["Authorization"] == refused:
+        if self._token == refused:
             self._use_token(fresh)
         return await call()
 
-    def _use_token(self, token: str) -> None:
+    async def _fresh_token(self, refused: Secret, error: AuthenticationError) -> Secret:
+        """The provider's token newer than `refused`, within the client's timeout.
+
+        The 401 proved nothing was sent, so a provider that raises, hangs or gives a token
+        that cannot be right leaves as a not-ambiguous `AuthenticationError` (chained to the
+        provider's error): it fails this call, or one recipient of a bulk run, only.
+        """
+        assert self._token_provider is not None
+        try:
+            async with deadline(self.timeout):
+                fresh = checked_token(await self._token_provider.get_token(refresh_from=refused))
+        except Exception as exc:
+            cls, why = AuthenticationError, f"failed ({type(exc).__name__})"
+            if isinstance(exc, InvalidCredentialsError):
+                cls, why = _InvalidProviderTokenError, f"gave one that cannot be right ({exc})"
+            elif isinstance(exc, TimeoutError):
+                why = f"gave no token within {self.timeout:g} s"
+            raise cls(
+                f"the token was refused and the token provider {why}: nothing was sent",
+                status_code=error.status_code,
+                code=error.code,
+                body=error.body,
+            ) from exc
+        return fresh
+
+    def _use_token(self, token: Secret) -> None:
         """Put `token` in both header sets: the httpx path's and the owned pool's."""
+        self._token = token
         headers = self._headers.copy()
         headers["Authorization"] = token
         self._headers = headers
@@ -436,18 +462,19 @@ class AsyncGupshupClient:
 
 def _parse_success(status: int, content: bytes) -> SendResult:
     text = content.decode("utf-8", errors="replace")
+    raw = json_object(content)
     try:
-        raw = json.loads(content)
-        message_id = raw["messages"][0]["id"]
+        message_id = raw["messages"][0]["id"]  # type: ignore[index]
         if not isinstance(message_id, str) or not message_id:
             raise TypeError
-    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+    except (KeyError, IndexError, TypeError):
         raise UnexpectedResponseError(
             "success answer without a message id: the message may have been accepted",
             status_code=status,
             body=text,
             ambiguous=True,
         ) from None
+    assert raw is not None
     contacts = raw.get("contacts")
     contact = contacts[0] if isinstance(contacts, list) and contacts else {}
     if not isinstance(contact, dict):

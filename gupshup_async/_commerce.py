@@ -112,7 +112,7 @@ class CatalogMessage(_Interactive):
             if action.get("name") != "catalog_message":
                 raise ValueError("interactive.action.name must be 'catalog_message'")
             return cls.model_validate(fields)
-        parameters = _named_action(action, "catalog_message")
+        parameters = _named_action(action, "catalog_message", {"thumbnail_product_retailer_id"})
         if "thumbnail_product_retailer_id" not in parameters:
             raise ValueError("catalog_message parameters: missing 'thumbnail_product_retailer_id'")
         return cls.model_validate({**fields, **parameters})

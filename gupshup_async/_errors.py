@@ -110,6 +110,10 @@ class AuthenticationError(APIError):
     """401: the app token is wrong or expired."""
 
 
+class _InvalidProviderTokenError(AuthenticationError, InvalidCredentialsError):
+    """A 401 stands: the token provider's new token cannot be right (a `ValueError` too)."""
+
+
 class PermissionDeniedError(APIError):
     """403: the token is valid but may not do this."""
 
@@ -126,16 +130,25 @@ class UnexpectedResponseError(APIError):
     """A 2xx answer without a message id: the message may or may not have been accepted."""
 
 
+def json_object(body: str | bytes) -> dict[str, Any] | None:
+    """The JSON object an answer body holds, or None: the one way every answer is read.
+
+    Never raises, whatever the body: not JSON, not an object, or nested thousands deep.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: a hostile body nested deep
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def parse_error_body(body: str) -> tuple[str | None, int | None]:
     """Return (message, code) from a Gupshup envelope, a Meta envelope, or neither.
 
     Never raises: non-JSON and odd shapes give (None, None).
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # a hostile body nested thousands deep
-        return None, None
-    if not isinstance(data, dict):
+    data = json_object(body)
+    if data is None:
         return None, None
     error = data.get("error")
     if isinstance(error, dict):  # Meta: {"error": {"message", "code", ...}}

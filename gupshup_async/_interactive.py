@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from typing_extensions import Self
 
 from ._media import Document, Image, Video
@@ -35,6 +35,7 @@ from ._message_base import (
     RowTitle,
     SectionTitle,
     check_json,
+    refuse_sdk_switches,
     require_unique,
     strict_keys,
 )
@@ -55,9 +56,8 @@ def _coerce_header(value: Any) -> Any:
         media = {"image": Image, "video": Video, "document": Document}.get(str(kind))
         if media is None:
             raise ValueError("header must be text, or an Image, Video or Document")
-        return media.model_validate(
-            strict_keys(value, {"type", str(kind)}, "header").get(str(kind))
-        )
+        part = strict_keys(value, {"type", str(kind)}, "header").get(str(kind))
+        return media.model_validate(refuse_sdk_switches(media, part, f"header.{kind}"))
     return value
 
 
@@ -187,6 +187,7 @@ class ListMessage(_Interactive):
 
     @classmethod
     def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
+        action = strict_keys(action, {"button", "sections"}, "interactive.action")
         return cls.model_validate({**fields, **action})
 
 
@@ -212,17 +213,31 @@ class AddressRequest(_Interactive):
 
     @classmethod
     def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
-        parameters = _named_action(action, "address_message")
+        parameters = _named_action(action, "address_message", {"country", "values"})
         if "country" not in parameters:
             raise ValueError("address_message parameters: missing 'country'")
         return cls.model_validate({**fields, **parameters})
+
+
+#: The keys of a flow action's `parameters`.
+_FLOW_PARAMETERS = {
+    "flow_message_version",
+    "flow_token",
+    "flow_id",
+    "flow_name",
+    "flow_cta",
+    "flow_action",
+    "flow_action_payload",
+    "mode",
+}
 
 
 class FlowMessage(_Interactive):
     """Open a WhatsApp Flow: exactly one of `flow_id`/`flow_name`, a CTA of up to 30 characters.
 
     `screen` and `data` form `flow_action_payload` and belong to `flow_action="navigate"`
-    only. `flow_token` and `flow_action` are always sent, with Meta's defaults when not given.
+    only. `flow_token` and `flow_action` are always sent, with Meta's defaults when not given;
+    a flow read from the wire without them is sent back without them (Meta's defaults apply).
     """
 
     interactive_type: ClassVar[str] = "flow"
@@ -237,6 +252,8 @@ class FlowMessage(_Interactive):
     mode: Literal["draft", "published"] | None = None
     header: HeaderText | None = None
     footer: Footer | None = None
+    #: Parameters absent from the wire body this flow was read from, kept absent on the way back.
+    _omitted: frozenset[str] = PrivateAttr(default=frozenset())
 
     @field_validator("data", mode="before")
     @classmethod
@@ -257,16 +274,16 @@ class FlowMessage(_Interactive):
         return self
 
     def _action(self) -> dict[str, Any]:
-        parameters: dict[str, Any] = {
-            "flow_message_version": FLOW_MESSAGE_VERSION,
-            "flow_token": self.flow_token,
-        }
+        parameters: dict[str, Any] = {"flow_message_version": FLOW_MESSAGE_VERSION}
+        if "flow_token" not in self._omitted:
+            parameters["flow_token"] = self.flow_token
         if self.flow_id is not None:
             parameters["flow_id"] = self.flow_id
         else:
             parameters["flow_name"] = self.flow_name
         parameters["flow_cta"] = self.flow_cta
-        parameters["flow_action"] = self.flow_action
+        if "flow_action" not in self._omitted:
+            parameters["flow_action"] = self.flow_action
         if self.screen is not None:
             payload: dict[str, Any] = {"screen": self.screen}
             if self.data is not None:
@@ -278,7 +295,7 @@ class FlowMessage(_Interactive):
 
     @classmethod
     def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
-        parameters = _named_action(action, "flow")
+        parameters = _named_action(action, "flow", _FLOW_PARAMETERS)
         version = parameters.pop("flow_message_version", None)
         if version != FLOW_MESSAGE_VERSION:
             raise ValueError(
@@ -289,7 +306,9 @@ class FlowMessage(_Interactive):
             payload = strict_keys(payload, {"screen", "data"}, "flow_action_payload")
             if "screen" not in payload:
                 raise ValueError("flow_action_payload: missing 'screen'")
-        return cls.model_validate({**fields, **parameters, **(payload or {})})
+        message = cls.model_validate({**fields, **parameters, **(payload or {})})
+        message._omitted = frozenset({"flow_token", "flow_action"} - set(parameters))
+        return message
 
 
 class UrlButton(_Interactive):
@@ -325,7 +344,7 @@ class UrlButton(_Interactive):
 
     @classmethod
     def _from_action(cls, fields: dict[str, Any], action: dict[str, Any]) -> Self:
-        parameters = _named_action(action, "cta_url")
+        parameters = _named_action(action, "cta_url", {"display_text", "url"})
         return cls.model_validate({**fields, **parameters})
 
 
@@ -346,15 +365,16 @@ class LocationRequest(_Interactive):
         return cls.model_validate(fields)
 
 
-def _named_action(action: dict[str, Any], name: str) -> dict[str, Any]:
-    """The `parameters` of an action `{"name": name, "parameters": {...}}`, checked."""
+def _named_action(action: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
+    """The `parameters` of an action `{"name": name, "parameters": {...}}`, checked: only the
+    `allowed` keys (a field of the envelope inside `parameters` is refused, not moved)."""
     action = strict_keys(action, {"name", "parameters"}, "interactive.action")
     if action.get("name") != name:
         raise ValueError(f"interactive.action.name must be {name!r}, got {action.get('name')!r}")
     parameters = action.get("parameters")
     if not isinstance(parameters, Mapping):
         raise ValueError("interactive.action.parameters must be a JSON object")
-    return dict(parameters)
+    return strict_keys(parameters, allowed, "interactive.action.parameters")
 
 
 def interactive_from_wire(

@@ -8,18 +8,19 @@ thread, so a 100 MB upload never sits in memory or blocks the event loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Callable
 from typing import IO
 
 import httpx
 
-from ._errors import UnexpectedResponseError, error_from_response
+from ._errors import UnexpectedResponseError, error_from_response, json_object
 from ._partner_http import exchange
-from ._transport import classify_transport_error, deadline, forget_frames
+from ._settings import check_timeout
+from ._transport import bounded, inflate, raw_body, unsupported_encoding
 
 MEDIA_MAX_BYTES = 100 * 1024 * 1024
 #: Seconds a whole upload may take, fetching a URL source included (100 MB on a slow uplink
@@ -83,43 +84,60 @@ async def upload_media(
     """Upload `source` (a path, bytes, or an http(s) URL fetched first) and return its media id.
 
     Size and type are checked before any byte goes to Gupshup; a URL's body is counted while
-    it streams into a temporary file and abandoned past the limit.
+    it streams into a temporary file and abandoned past the limit. `timeout` is one deadline
+    for all of it: the URL's fetch gets it, the post what is left.
     """
+    timeout = check_timeout(timeout)
     check_media(mime_type, None)
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + timeout
+
+    def left() -> float:
+        return ends - loop.time()
+
     if isinstance(source, bytes):
         check_media(mime_type, len(source))
-        return await _post_media(http, url, headers, source, "media", mime_type, timeout)
+        return await _post_media(http, url, headers, source, "media", mime_type, left)
     if isinstance(source, str) and source.lower().startswith(("http://", "https://")):
         with tempfile.TemporaryFile() as spool:
             await _download(http, source, spool, MEDIA_LIMITS[mime_type], timeout)
             name = source.rsplit("/", 1)[-1].split("?", 1)[0] or "media"
-            return await _post_media(http, url, headers, spool, name, mime_type, timeout)
+            return await _post_media(http, url, headers, spool, name, mime_type, left)
+    if not isinstance(source, str | os.PathLike):
+        raise ValueError(
+            f"source must be a path, bytes or an http(s) URL, not {type(source).__name__}"
+        )
     path = os.fspath(source)
     try:
         size = os.stat(path).st_size
     except OSError as exc:
         raise ValueError(f"source: cannot read {path!r}: {exc.strerror}") from None
     check_media(mime_type, size)
-    handle = await asyncio.to_thread(open, path, "rb")
+    opening: asyncio.Future[IO[bytes]] = asyncio.ensure_future(asyncio.to_thread(open, path, "rb"))
+    try:
+        handle = await asyncio.shield(opening)
+    except asyncio.CancelledError:  # the thread still opens it: close it once it has
+        opening.add_done_callback(_close_opened)
+        raise
     try:
         name = os.path.basename(path)
-        return await _post_media(http, url, headers, handle, name, mime_type, timeout)
+        return await _post_media(http, url, headers, handle, name, mime_type, left)
     finally:
         handle.close()
+
+
+def _close_opened(opening: asyncio.Future[IO[bytes]]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 async def _download(
     http: httpx.AsyncClient, source: str, spool: IO[bytes], limit: int, timeout: float
 ) -> None:
-    try:
-        async with deadline(timeout):
-            await _fetch(http, source, spool, limit, timeout)
-    except httpx.TransportError as exc:
-        error = classify_transport_error(exc)
-        forget_frames(exc)
-        raise error from exc
-    except TimeoutError:
-        raise ValueError(f"source: the media URL did not arrive within {timeout:g} s") from None
+    """Fetch `source` into `spool` within `timeout`; a slow URL is bad input (nothing sent)."""
+    timed_out = f"source: the media URL did not arrive within {timeout:g} s"
+    async with bounded(timeout, lambda: ValueError(timed_out)):
+        await _fetch(http, source, spool, limit, timeout)
 
 
 async def _fetch(
@@ -131,12 +149,19 @@ async def _fetch(
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ValueError(f"source: the media URL declares {declared} bytes, past {limit}")
+        chunks, encoding = raw_body(response, _CHUNK)
+        unsupported = unsupported_encoding(encoding)
+        if unsupported is not None:
+            raise ValueError(f"source: {unsupported}")
         received = 0
-        async for chunk in response.aiter_bytes(_CHUNK):  # counted after any decoding
-            received += len(chunk)
-            if received > limit:
-                raise ValueError(f"source: the media URL sent more than {limit} bytes")
-            spool.write(chunk)
+        try:  # inflated here under the cap: httpx would inflate a whole raw chunk at once
+            async for piece in inflate(chunks, encoding, limit):
+                received += len(piece)
+                if received > limit:
+                    raise ValueError(f"source: the media URL sent more than {limit} bytes")
+                spool.write(piece)
+        except zlib.error:
+            raise ValueError("source: the media URL's compression is corrupt") from None
     if received == 0:
         raise ValueError("source: the media URL sent no bytes")
     spool.seek(0)
@@ -149,8 +174,9 @@ async def _post_media(
     content: bytes | IO[bytes],
     name: str,
     mime_type: str,
-    timeout: float,
+    left: Callable[[], float],
 ) -> str:
+    """Post `content` as one multipart file within `left()` seconds; return its media id."""
     boundary = secrets.token_hex(16)
     quoted = name.replace("\\", "_").replace('"', "%22").replace("\r", "").replace("\n", "")
     head = (
@@ -188,14 +214,12 @@ async def _post_media(
             "Content-Length": str(len(head) + size + len(tail)),
         },
         content=multipart(),
-        timeout=timeout,
+        timeout=left(),
     )
     if not 200 <= response.status < 300:
         raise error_from_response(response.status, response.text)
-    try:
-        media_id = json.loads(response.content).get("mediaId")
-    except (ValueError, AttributeError):
-        media_id = None
+    data = json_object(response.content)
+    media_id = data.get("mediaId") if data is not None else None
     if not isinstance(media_id, str) or not media_id:
         raise UnexpectedResponseError(
             "media upload answer without a mediaId",

@@ -91,6 +91,18 @@ def strict_keys(data: Any, allowed: set[str], where: str) -> dict[str, Any]:
     return dict(data)
 
 
+def refuse_sdk_switches(model: type[BaseModel], data: Any, where: str) -> Any:
+    """`data` after refusing the model's SDK-only switches (fields it never sends, such as
+    `https_only`): read from the wire they would be dropped on the way back."""
+    if isinstance(data, Mapping):
+        switches = sorted(k for k, f in model.model_fields.items() if f.exclude and k in data)
+        if switches:
+            raise ValueError(
+                f"{where}: {', '.join(switches)} is a switch of this SDK, not a field of the API"
+            )
+    return data
+
+
 def require_unique(what: str, values: list[str]) -> None:
     seen: set[str] = set()
     for value in values:

@@ -30,7 +30,14 @@ from ._interactive import (
     interactive_from_wire,
 )
 from ._media import Audio, Document, Image, Sticker, Video
-from ._message_base import Emoji, MessageModel, NonEmpty, TextBody, strict_keys
+from ._message_base import (
+    Emoji,
+    MessageModel,
+    NonEmpty,
+    TextBody,
+    refuse_sdk_switches,
+    strict_keys,
+)
 from ._recipients import normalize_recipient
 from ._template import Template
 
@@ -175,6 +182,8 @@ def message_from_wire(data: Mapping[str, Any]) -> Message:
     kind = data.get("type")
     if kind is None:
         raise ValueError('missing \'type\' (e.g. "type": "text")')
+    if not isinstance(kind, str):
+        raise ValueError(f'type must be a string such as "text", got {type(kind).__name__}')
     extra = set(data) - {"type", str(kind)} - _ENVELOPE
     if extra:
         raise ValueError(f"unexpected top-level field(s): {', '.join(sorted(map(str, extra)))}")
@@ -186,7 +195,8 @@ def message_from_wire(data: Mapping[str, Any]) -> Message:
     if kind == "contacts":
         return Contacts.model_validate({"contacts": part})
     if kind in _SIMPLE:
-        return cast(Message, _SIMPLE[str(kind)].model_validate(part))
+        model = _SIMPLE[kind]
+        return cast(Message, model.model_validate(refuse_sdk_switches(model, part, kind)))
     if kind == "template":
         return _template_from_wire(part)
     if kind == "interactive":

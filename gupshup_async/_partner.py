@@ -23,9 +23,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from ._errors import UnexpectedResponseError, error_from_response
+from ._errors import UnexpectedResponseError, error_from_response, json_object
 from ._media_upload import UPLOAD_TIMEOUT, MediaSource, upload_media
 from ._partner_http import Answer, exchange
+from ._settings import Secret, check_app_id, check_base_url, check_message_id, check_timeout
 from ._transport import create_http_client
 
 #: The client reaches every partner helper through this module.
@@ -83,13 +84,14 @@ class PartnerClient:
             raise ValueError("give email and password, or a partner_token")
         if partner_token is not None and not partner_token.strip():
             raise ValueError("partner_token must not be empty")
+        check_base_url(base_url)
         self.base_url = base_url.rstrip("/")
-        self._timeout = timeout
+        self._timeout = check_timeout(timeout)
         self._email = email
-        self._password = password
-        self._partner_token = partner_token
+        self._password = None if password is None else Secret(password)
+        self._partner_token = None if partner_token is None else Secret(partner_token)
         self._partner_expires = float("inf") if partner_token is not None else 0.0
-        self._app_tokens: dict[str, tuple[str, float]] = {}
+        self._app_tokens: dict[str, tuple[Secret, float]] = {}
         self._owns_http = http_client is None
         self._http = http_client or create_http_client(timeout=timeout)
         self._clock = clock
@@ -117,16 +119,17 @@ class PartnerClient:
         if self._owns_http:
             await self._http.aclose()
 
-    async def partner_token(self, *, refresh_from: str | None = None) -> str:
+    async def partner_token(self, *, refresh_from: str | None = None) -> Secret:
         """The partner token: logged in once per 24 h, or again when `refresh_from` was refused."""
         async with self._lock:
             return await self._partner_token_locked(refresh_from)
 
-    async def app_token(self, app_id: str, *, refresh_from: str | None = None) -> str:
+    async def app_token(self, app_id: str, *, refresh_from: str | None = None) -> Secret:
         """The app token of `app_id`, cached until `expiresOn`; fetched again once it was refused.
 
         Concurrent callers refused with the same token share one fetch.
         """
+        check_app_id(app_id)
         async with self._lock:
             cached = self._app_tokens.get(app_id)
             fresh = cached is not None and self._wall_clock() < cached[1] - EXPIRY_MARGIN
@@ -140,7 +143,7 @@ class PartnerClient:
         """A `TokenProvider` of `app_id`'s token, for `AsyncGupshupClient(token_provider=...)`."""
         return _AppTokenProvider(self, app_id)
 
-    async def _partner_token_locked(self, refresh_from: str | None) -> str:
+    async def _partner_token_locked(self, refresh_from: str | None) -> Secret:
         token = self._partner_token
         if token is not None and self._clock() < self._partner_expires and token != refresh_from:
             return token
@@ -161,7 +164,7 @@ class PartnerClient:
         self._partner_expires = self._clock() + PARTNER_TOKEN_TTL - EXPIRY_MARGIN
         return token
 
-    async def _fetch_app_token(self, app_id: str) -> tuple[str, float]:
+    async def _fetch_app_token(self, app_id: str) -> tuple[Secret, float]:
         partner = await self._partner_token_locked(None)
         response = await self._get_app_token(app_id, partner)
         if response.status == 401 and self._email:
@@ -179,7 +182,7 @@ class PartnerClient:
         token = _token_from(response, "app token", pick)
         return token, _expiry(details.get("expiresOn"))
 
-    async def _get_app_token(self, app_id: str, partner: str) -> Answer:
+    async def _get_app_token(self, app_id: str, partner: Secret) -> Answer:
         await self._pace_token_call()
         return await exchange(
             self._http,
@@ -209,27 +212,22 @@ class _AppTokenProvider:
     def __repr__(self) -> str:
         return f"AppTokenProvider(app_id={self._app_id!r})"
 
-    async def get_token(self, *, refresh_from: str | None = None) -> str:
+    async def get_token(self, *, refresh_from: str | None = None) -> Secret:
         return await self._partner.app_token(self._app_id, refresh_from=refresh_from)
 
 
-def _token_from(response: Answer, what: str, pick: Callable[[dict[str, Any]], Any]) -> str:
+def _token_from(response: Answer, what: str, pick: Callable[[dict[str, Any]], Any]) -> Secret:
     """The token in a token answer; an error answer raises its `APIError` (no token in it)."""
     if not 200 <= response.status < 300:
         raise error_from_response(response.status, response.text)
-    try:
-        if response.problem is not None:
-            raise ValueError(response.problem)
-        data = json.loads(response.content)
-        token = pick(data) if isinstance(data, dict) else None
-    except ValueError:
-        token = None
+    data = json_object(response.content) if response.problem is None else None
+    token = pick(data) if data is not None else None
     if not isinstance(token, str) or not token or any(c.isspace() for c in token):
         # The body is left out on purpose: it may hold a token.
         raise UnexpectedResponseError(
             f"{what} answer without a usable token", status_code=response.status
         )
-    return token
+    return Secret(token)
 
 
 def _expiry(expires_on: Any) -> float:
@@ -241,8 +239,7 @@ def _expiry(expires_on: Any) -> float:
 
 def read_receipt(message_id: str, *, typing: bool) -> dict[str, Any]:
     """Meta's read receipt (and typing indicator) inside Gupshup's `message-event` envelope."""
-    if not isinstance(message_id, str) or not message_id.strip():
-        raise ValueError("message_id must be the non-empty id of the message to mark read")
+    check_message_id(message_id, "message_id")
     if not isinstance(typing, bool):
         raise ValueError(f"typing must be True or False, got {typing!r}")
     event: dict[str, Any] = {

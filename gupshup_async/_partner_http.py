@@ -12,13 +12,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from ._errors import APITimeoutError
-from ._transport import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    classify_transport_error,
-    deadline,
-    forget_frames,
-    read_body,
-)
+from ._transport import DEFAULT_MAX_RESPONSE_BYTES, bounded, decode_text, read_body
 
 
 class Answer(NamedTuple):
@@ -27,6 +21,7 @@ class Answer(NamedTuple):
     status: int
     content: bytes
     problem: str | None
+    content_type: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -36,7 +31,7 @@ class Answer(NamedTuple):
     @property
     def text(self) -> str:
         """The body as text, for error messages."""
-        return self.content.decode("utf-8", errors="replace")
+        return decode_text(self.content, self.content_type)
 
 
 async def exchange(
@@ -53,20 +48,13 @@ async def exchange(
     `timeout` (seconds) is the deadline of the whole exchange: `APITimeoutError`, ambiguous.
     """
     built = http.build_request(method, url, timeout=timeout, **request)
-    try:
-        async with deadline(timeout):
-            response = await http.send(built, stream=True)
-            try:
-                body = await read_body(response, limit)
-            finally:
-                await response.aclose()
-    except httpx.TransportError as exc:
-        error = classify_transport_error(exc)
-        forget_frames(exc)
-        raise error from exc
-    except TimeoutError as exc:
-        forget_frames(exc)
-        raise APITimeoutError(
-            f"no complete answer within {timeout:g} s from {built.url.path}", ambiguous=True
-        ) from None
-    return Answer(response.status_code, body.content, body.problem)
+    timed_out = f"no complete answer within {timeout:g} s from {built.url.path}"
+    async with bounded(timeout, lambda: APITimeoutError(timed_out, ambiguous=True)):
+        response = await http.send(built, stream=True)
+        try:
+            body = await read_body(response, limit)
+        finally:
+            await response.aclose()
+    return Answer(
+        response.status_code, body.content, body.problem, response.headers.get("content-type")
+    )

@@ -1,19 +1,41 @@
 """The client's settings and inputs, checked before any request: each refusal says what is wrong.
 
 Credentials, the base URL (https, or plain http only to a loopback host unless the caller
-allows it), and `reply_to`. A message never contains the token.
+allows it), the timeout, and message ids (`reply_to`, `mark_read`). A message never contains
+the token. A secret the SDK keeps is held as a `Secret`, whose repr hides it, so an error
+reporter that prints frame locals (Sentry, `traceback` with `capture_locals`) shows none.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 from urllib.parse import urlsplit
 
 from ._errors import InvalidCredentialsError
 
 _APP_ID_FORBIDDEN = frozenset("/?#%")
-#: The longest `reply_to` accepted, in characters (a wamid is about 60, a gs_id 36).
+#: The longest message id accepted (`reply_to`, `mark_read`), in characters (a wamid is about
+#: 60, a gs_id 36).
 REPLY_TO_MAX_LENGTH = 256
+
+
+class Secret(str):
+    """A token or password: the string itself on the wire, `'[secure]'` in any repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'[secure]'"
+
+
+def check_timeout(timeout: object, field: str = "timeout") -> float:
+    """`timeout` as float seconds, refused unless it is a finite number > 0 (it must bound)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise ValueError(f"{field} must be a number of seconds, got {type(timeout).__name__}")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"{field} must be a finite number of seconds > 0, got {timeout}")
+    return float(timeout)
 
 
 def check_app_id(app_id: str) -> None:
@@ -38,6 +60,14 @@ def check_token(token: str) -> None:
         raise InvalidCredentialsError(
             "token must not contain whitespace, control or non-ASCII characters"
         )
+
+
+def checked_token(token: object) -> Secret:
+    """`token` checked as `check_token` does, and held as a `Secret` (no frame keeps it bare)."""
+    secret = Secret(token) if isinstance(token, str) else token
+    del token
+    check_token(secret)  # type: ignore[arg-type]  # it refuses a non-string itself
+    return secret  # type: ignore[return-value]
 
 
 def check_base_url(base_url: str, *, allow_insecure_http: bool = False) -> None:
@@ -85,16 +115,21 @@ def _is_loopback(host: str) -> bool:
 
 def check_reply_to(reply_to: object) -> None:
     """Refuse a `reply_to` that cannot be a message id, naming the field and the limit."""
-    if not isinstance(reply_to, str) or not reply_to.strip():
-        raise ValueError("reply_to must be the non-empty id of the message to quote")
-    if len(reply_to) > REPLY_TO_MAX_LENGTH:
+    check_message_id(reply_to, "reply_to")
+
+
+def check_message_id(message_id: object, field: str) -> None:
+    """Refuse a message id (`field`) that cannot be one: empty, too long, not valid Unicode."""
+    if not isinstance(message_id, str) or not message_id.strip():
+        raise ValueError(f"{field} must be the non-empty id of a message")
+    if len(message_id) > REPLY_TO_MAX_LENGTH:
         raise ValueError(
-            f"reply_to must be at most {REPLY_TO_MAX_LENGTH} characters (a message id), "
-            f"got {len(reply_to)}"
+            f"{field} must be at most {REPLY_TO_MAX_LENGTH} characters (a message id), "
+            f"got {len(message_id)}"
         )
     try:
-        reply_to.encode()
+        message_id.encode()
     except UnicodeEncodeError as exc:
         raise ValueError(
-            f"reply_to must be valid Unicode text: it holds a lone surrogate at index {exc.start}"
+            f"{field} must be valid Unicode text: it holds a lone surrogate at index {exc.start}"
         ) from None

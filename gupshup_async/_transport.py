@@ -16,10 +16,12 @@ time); `deadline` bounds the whole attempt, not each read.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import sys
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
 from typing import NamedTuple
 
 import aiohttp
@@ -122,6 +124,55 @@ def forget_frames(exc: BaseException) -> None:
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
+class bounded:  # noqa: N801 - used as `async with bounded(...)`, like `deadline`
+    """`async with bounded(s, error)`: one exchange under one deadline, its failures as ours.
+
+    The rule of every call to the API (send, partner calls, a media URL): a transport error,
+    httpx's or aiohttp's, leaves as `classify_transport_error` says; the deadline leaves as
+    `timed_out()` (an ambiguous `APITimeoutError` once the request may have been written;
+    built only then, so the common path allocates no error);
+    either way the frames that held the request headers (the token) are dropped, and no
+    frame of this one keeps the original error (its repr holds the headers) as a local.
+    """
+
+    __slots__ = ("_deadline", "_timed_out")
+
+    def __init__(self, seconds: float, timed_out: Callable[[], Exception]) -> None:
+        self._deadline = deadline(seconds)
+        self._timed_out = timed_out
+
+    def __repr__(self) -> str:
+        return "bounded()"
+
+    async def __aenter__(self) -> None:
+        await self._deadline.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self._deadline.__aexit__(exc_type, exc, tb)
+        except TimeoutError as expired:
+            forget_frames(expired)
+            raise self._timed_out() from None
+        if exc is None:
+            return
+        error: Exception
+        if isinstance(exc, httpx.TransportError | aiohttp.ClientError):
+            error = classify_transport_error(exc)
+        elif isinstance(exc, TimeoutError):
+            error = self._timed_out()
+        else:
+            return
+        forget_frames(exc)
+        error.__cause__, error.__suppress_context__ = exc, True
+        del exc, tb
+        raise error
+
+
 def aiohttp_session(transport: AiohttpTransport) -> aiohttp.ClientSession:
     """The aiohttp session inside `transport`, created on first use exactly as the transport
     itself does, so the `httpx.AsyncClient` around it still owns and closes it."""
@@ -141,19 +192,51 @@ class Body(NamedTuple):
 _ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 
 
+def decode_text(content: bytes, content_type: str | None) -> str:
+    """An answer body as text, for errors: by its BOM, else its declared charset, else UTF-8.
+
+    Never raises: an unknown charset falls back to UTF-8, undecodable bytes are replaced.
+    """
+    charset = "utf-8"
+    for parameter in (content_type or "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip(' "'):
+            charset = value.strip(' "')
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        charset = "utf-16"
+    elif content.startswith(codecs.BOM_UTF8):
+        charset = "utf-8-sig"
+    try:
+        return content.decode(charset, errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
+
+
 async def read_body(response: httpx.Response, limit: int) -> Body:
     """Read at most `limit` bytes of an httpx `response`'s body, inflated; stop early past it.
 
     The caller closes the response, which drops a connection whose body was not read to its
     end (aiohttp and httpcore both close it rather than reuse it).
     """
-    if response.is_stream_consumed:  # a transport that answered from memory (MockTransport)
-        content = response.content
-        if len(content) > limit:
-            return Body(content[:limit], f"the body is larger than {limit} bytes")
-        return Body(content, None)
-    encoding = response.headers.get("content-encoding", "")
-    return await read_chunks(response.aiter_raw(), encoding, limit)
+    chunks, encoding = raw_body(response)
+    return await read_chunks(chunks, encoding, limit)
+
+
+def raw_body(
+    response: httpx.Response, chunk_size: int | None = None
+) -> tuple[AsyncIterator[bytes], str]:
+    """The raw chunks of an httpx `response`'s body and the `Content-Encoding` they are in.
+
+    A body a transport answered from memory (`MockTransport`) is read already: it comes
+    whole and decoded.
+    """
+    if response.is_stream_consumed:
+        return _once(response.content), ""
+    return response.aiter_raw(chunk_size), response.headers.get("content-encoding", "")
+
+
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    yield content
 
 
 async def read_aiohttp_body(response: aiohttp.ClientResponse, limit: int) -> Body:
@@ -171,25 +254,61 @@ async def read_aiohttp_body(response: aiohttp.ClientResponse, limit: int) -> Bod
 
 async def read_chunks(chunks: AsyncIterator[bytes], encoding: str, limit: int) -> Body:
     """Join raw body `chunks`, inflating gzip or deflate, until the end or past `limit`."""
-    encoding = encoding.strip().lower()
-    if encoding not in _ENCODINGS:
-        return Body(b"", f"the body's Content-Encoding {encoding[:40]!r} is not supported")
-    inflater = None
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        inflater = zlib.decompressobj((16 if "gzip" in encoding else 0) + zlib.MAX_WBITS)
+    problem = unsupported_encoding(encoding)
+    if problem is not None:
+        return Body(b"", problem)
     parts: list[bytes] = []
     size = 0
     try:
-        async for chunk in chunks:
-            pieces = [chunk] if inflater is None else _inflate(inflater, chunk, limit - size)
-            for piece in pieces:
-                size += len(piece)
-                parts.append(piece)
+        async for piece in inflate(chunks, encoding, limit):
+            size += len(piece)
+            parts.append(piece)
             if size > limit:
                 return Body(b"".join(parts)[:limit], f"the body is larger than {limit} bytes")
     except zlib.error:
         return Body(b"".join(parts), "the body's compression is corrupt")
     return Body(b"".join(parts), None)
+
+
+def unsupported_encoding(encoding: str) -> str | None:
+    """Why a body in `encoding` (a `Content-Encoding` value) cannot be read, or None."""
+    encoding = encoding.strip().lower()
+    if encoding in _ENCODINGS:
+        return None
+    return f"the body's Content-Encoding {encoding[:40]!r} is not supported"
+
+
+async def inflate(chunks: AsyncIterator[bytes], encoding: str, limit: int) -> AsyncIterator[bytes]:
+    """The body of raw `chunks` in `encoding`, in pieces; it stops once past `limit` bytes.
+
+    No step inflates more than what is left below the limit plus one byte, so a bomb costs
+    at most `limit` in memory. Deflate is zlib-wrapped or raw (as httpx reads it), told by
+    its first two bytes. Corrupt compression raises `zlib.error`.
+    """
+    encoding = encoding.strip().lower()
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if "gzip" in encoding else None
+    head = b""  # deflate: the first bytes, until there are two to tell the wrapper by
+    size = 0
+    async for chunk in chunks:
+        if encoding == "deflate" and inflater is None:
+            head += chunk
+            if len(head) < 2:
+                continue
+            chunk, inflater = head, zlib.decompressobj(_deflate_wbits(head))
+        pieces = [chunk] if inflater is None else _inflate(inflater, chunk, limit - size)
+        for piece in pieces:
+            size += len(piece)
+            yield piece
+        if size > limit:
+            return
+    if head and inflater is None:
+        raise zlib.error("a deflate body of one byte")
+
+
+def _deflate_wbits(head: bytes) -> int:
+    """zlib's window bits for a deflate body starting with `head`: wrapped (RFC 1950) or raw."""
+    wrapped = head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+    return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
 
 
 def _inflate(inflater: zlib._Decompress, data: bytes, room: int) -> list[bytes]:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -33,8 +33,8 @@ _run = run
 
 
 def _numbers(
-    path: Path, n: int, *, header: str | None = "phone", extra: list[str] = ()
-) -> list[str]:  # type: ignore[assignment]
+    path: Path, n: int, *, header: str | None = "phone", extra: Sequence[str] = ()
+) -> list[str]:
     return write_numbers(path, n, header=header, extra=tuple(extra))
 
 

@@ -3,6 +3,7 @@ once and makes that one request again; without one, or twice refused, the 401 is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -129,3 +130,31 @@ async def test_a_rotated_token_heals_a_bulk_run_with_one_token_fetch(
     assert [r["success"] for r in results] == [True] * 50
     assert server.app.recorder.total_accepted == 50
     assert dict(routes.calls) == {"login": 1, "token": 2}
+
+
+class _HangingProvider:
+    """A token provider that never answers (a vault that hangs)."""
+
+    async def get_token(self, *, refresh_from: str | None = None) -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_hanging_token_provider_is_bounded_by_the_clients_timeout(
+    router: respx.Router,
+) -> None:
+    """The refresh after a 401 gets the client's timeout: a not-ambiguous AuthenticationError
+    (the 401 proved nothing was sent), not a send() that hangs."""
+    route = router.post(SEND_URL).mock(return_value=httpx.Response(401, json=UNAUTHORIZED))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(router.async_handler))
+    async with g.AsyncGupshupClient(
+        APP_ID, "sk_old", base_url=BASE_URL, http_client=http, timeout=0.2,
+        token_provider=_HangingProvider(), max_retries=0,
+    ) as client:  # fmt: skip
+        with pytest.raises(g.AuthenticationError) as info:
+            await asyncio.wait_for(client.send(TO, g.Text(body="hi")), 10)
+    await http.aclose()
+    assert info.value.ambiguous is False
+    assert "within 0.2 s" in str(info.value)
+    assert isinstance(info.value.__cause__, TimeoutError)
+    assert route.call_count == 1
