@@ -64,6 +64,7 @@ class Receiver:
             env=_env(HOOK_SECRET=SECRET), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.process.stdout is not None
+        assert self.process.stderr is not None
         line = self.process.stdout.readline()
         assert f"http://127.0.0.1:{self.port}/hooks" in line, line + self.process.stderr.read()
 
