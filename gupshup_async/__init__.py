@@ -74,6 +74,7 @@ from ._template import (
     VideoParameter,
 )
 from ._version import __version__
+from .webhooks import WebhookReceiver, parse_events
 
 __all__ = [
     "THROTTLING_CODES",
@@ -150,8 +151,10 @@ __all__ = [
     "UrlButton",
     "Video",
     "VideoParameter",
+    "WebhookReceiver",
     "__version__",
     "message_from_wire",
     "normalize_recipient",
+    "parse_events",
     "request_from_wire",
 ]

@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeAlias, TypedDict
 
 from aiolimiter import AsyncLimiter
 
-from ._client import AsyncGupshupClient, encode_body, encode_message
+from ._client import AsyncGupshupClient, check_callback_data, encode_body, encode_message
 from ._errors import GupshupError, RateLimitError
 from ._messages import Message
 from ._pacing import Pacer
@@ -64,6 +64,8 @@ Status = Literal["sent", "failed", "ambiguous", "invalid", "duplicate", "not_sen
 
 Recipients: TypeAlias = Iterable[str] | AsyncIterable[str]
 MessageSource: TypeAlias = Message | Callable[[str], Message]
+#: `biz_opaque_callback_data` for every send of a run: one string, or one per recipient.
+CallbackData: TypeAlias = str | Callable[[str], str | None] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,36 +164,67 @@ class BulkSender:
             return None
         return self.rate * self._pacer.lowest_factor
 
-    async def send(self, recipients: Recipients, message: MessageSource) -> list[BulkResult]:
-        """Send to every recipient; one result per input entry, in input order."""
+    async def send(
+        self,
+        recipients: Recipients,
+        message: MessageSource,
+        *,
+        biz_opaque_callback_data: CallbackData = None,
+    ) -> list[BulkResult]:
+        """Send to every recipient; one result per input entry, in input order.
+
+        `biz_opaque_callback_data` (a string, or a callable recipient -> string or None) goes
+        on each send and comes back in its status webhooks; at most 512 characters.
+        """
         collected: list[tuple[int, BulkResult]] = []
 
         def keep(outcome: Outcome) -> None:
             collected.append((outcome.index, outcome.result))
 
-        await self._run(recipients, message, keep, slots=None)
+        await self._run(recipients, message, keep, slots=None, callback=biz_opaque_callback_data)
         collected.sort(key=lambda pair: pair[0])
         return [result for _, result in collected]
 
     async def stream(
-        self, recipients: Recipients, message: MessageSource
+        self,
+        recipients: Recipients,
+        message: MessageSource,
+        *,
+        biz_opaque_callback_data: CallbackData = None,
     ) -> AsyncGenerator[BulkResult, None]:
         """Yield results as they complete; memory stays proportional to `concurrency`.
 
         Leaving the loop early stops the run once the generator is closed: wrap it in
         `contextlib.aclosing()` to close it at once rather than when it is collected.
         """
-        async with contextlib.aclosing(self.outcomes(recipients, message)) as outcomes:
+        outcomes = self.outcomes(
+            recipients, message, biz_opaque_callback_data=biz_opaque_callback_data
+        )
+        async with contextlib.aclosing(outcomes):
             async for outcome in outcomes:
                 yield outcome.result
 
     async def outcomes(
-        self, recipients: Recipients, message: MessageSource
+        self,
+        recipients: Recipients,
+        message: MessageSource,
+        *,
+        biz_opaque_callback_data: CallbackData = None,
     ) -> AsyncGenerator[Outcome, None]:
         """Like `stream`, with each recipient's full `Outcome`."""
+        if isinstance(biz_opaque_callback_data, str):
+            check_callback_data(biz_opaque_callback_data)  # before any request
         queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
         slots = asyncio.Semaphore(2 * self.concurrency)
-        run = asyncio.ensure_future(self._run(recipients, message, queue.put_nowait, slots=slots))
+        run = asyncio.ensure_future(
+            self._run(
+                recipients,
+                message,
+                queue.put_nowait,
+                slots=slots,
+                callback=biz_opaque_callback_data,
+            )
+        )
         run.add_done_callback(lambda _: queue.put_nowait(None))
         try:
             while (outcome := await queue.get()) is not None:
@@ -210,11 +243,16 @@ class BulkSender:
         emit: Callable[[Outcome], None],
         *,
         slots: asyncio.Semaphore | None,
+        callback: CallbackData = None,
     ) -> None:
+        if isinstance(callback, str):
+            check_callback_data(callback)
         pacer = await self._shared_pacer()
         self._runs += 1
         try:
-            await _Run(self, recipients, message, emit, slots, pacer).execute()
+            run = _Run(self, recipients, message, emit, slots, pacer)
+            run.callback = callback
+            await run.execute()
         finally:
             self._runs -= 1
             if self._runs == 0:
@@ -260,6 +298,7 @@ class _Run:
         self.policy = sender.client.retry_policy
         self.message = message
         self.fragment = None if callable(message) else encode_message(message)
+        self.callback: CallbackData = None
         self.emit = emit
         self.on_result = sender.on_result
         self.slots = slots
@@ -333,16 +372,17 @@ class _Run:
     async def work(self) -> None:
         while (item := await self.next_item()) is not None:
             index, to, digits = item
-            if self.fragment is None:
+            if self.fragment is None or callable(self.callback):
                 try:
-                    built = self.message(to)  # type: ignore[operator]
-                    body = encode_body(digits, encode_message(built))
+                    built = self.fragment or encode_message(self.message(to))  # type: ignore[operator]
+                    callback = self.callback(to) if callable(self.callback) else self.callback
+                    body = encode_body(digits, built, biz_opaque_callback_data=callback)
                 except Exception as exc:  # the caller's callable: fail this recipient only
                     text = f"message for this recipient could not be built: {exc}"
                     self.finish(_failure(index, to, digits, "invalid", text, exc))
                     continue
             else:
-                body = encode_body(digits, self.fragment)
+                body = encode_body(digits, self.fragment, biz_opaque_callback_data=self.callback)
             self.finish(await self.deliver(index, to, digits, body))
 
     async def deliver(self, index: int, to: str, digits: str, body: bytes) -> Outcome:

@@ -54,6 +54,9 @@ DEFAULT_BASE_URL = "https://partner.gupshup.io"
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"gupshup-async/{__version__}"
 
+#: Meta's limit on `biz_opaque_callback_data`, echoed back in the message's status webhooks.
+MAX_CALLBACK_DATA = 512
+
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
@@ -97,12 +100,22 @@ def encode_message(message: Message) -> str:
     return json.dumps(message.to_wire(), ensure_ascii=False, separators=(",", ":"))[1:-1]
 
 
-def encode_body(digits: str, fragment: str, reply_to: str | None = None) -> bytes:
+def encode_body(
+    digits: str,
+    fragment: str,
+    reply_to: str | None = None,
+    biz_opaque_callback_data: str | None = None,
+) -> bytes:
     """The full request body around a pre-encoded message fragment."""
     context = ""
     if reply_to is not None:
         check_reply_to(reply_to)
         context = ',"context":{"message_id":' + json.dumps(reply_to, ensure_ascii=False) + "}"
+    if biz_opaque_callback_data is not None:
+        check_callback_data(biz_opaque_callback_data)
+        context += ',"biz_opaque_callback_data":' + json.dumps(
+            biz_opaque_callback_data, ensure_ascii=False
+        )
     return (
         '{"messaging_product":"whatsapp","recipient_type":"individual","to":"'
         + digits
@@ -230,14 +243,17 @@ class AsyncGupshupClient:
         *,
         reply_to: str | None = None,
         max_retries: int | None = None,
+        biz_opaque_callback_data: str | None = None,
     ) -> SendResult:
         """Send one message to `to`; retry what the policy allows; raise a `GupshupError`.
 
         `to` and `message` are validated before any request (`ValueError` on bad input).
         `reply_to` quotes an earlier message by its id. `max_retries` overrides the client's.
+        `biz_opaque_callback_data` (at most 512 characters) comes back in the message's
+        status webhooks (Meta's field; whether Gupshup passes it through is not documented).
         """
         digits = normalize_recipient(to)
-        body = encode_body(digits, encode_message(message), reply_to)
+        body = encode_body(digits, encode_message(message), reply_to, biz_opaque_callback_data)
         return await self._send_encoded(digits, body, max_retries=max_retries)
 
     async def _send_encoded(
@@ -469,6 +485,16 @@ def _parse_success(status: int, content: bytes) -> SendResult:
         input=_str_or_none(contact.get("input")),
         raw=raw,
     )
+
+
+def check_callback_data(value: str) -> None:
+    """Refuse a `biz_opaque_callback_data` that is not a string of 1-512 characters."""
+    if not isinstance(value, str):
+        raise ValueError(f"biz_opaque_callback_data must be a string, not {type(value).__name__}")
+    if not 0 < len(value) <= MAX_CALLBACK_DATA:
+        raise ValueError(
+            f"biz_opaque_callback_data must be 1-{MAX_CALLBACK_DATA} characters, got {len(value)}"
+        )
 
 
 def _str_or_none(value: object) -> str | None:

@@ -852,7 +852,6 @@ def test_these_bodies_are_kept_exactly_or_refused(body: dict[str, Any]) -> None:
 # Issue 12.2: biz_opaque_callback_data ----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="biz_opaque_callback_data is not implemented anywhere")
 async def test_send_carries_biz_opaque_callback_data_and_checks_its_length() -> None:
     bodies: list[dict[str, Any]] = []
 

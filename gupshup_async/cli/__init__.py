@@ -1,4 +1,5 @@
-"""The `gupshup-async` console script: `campaign`, `worker`, `report`, `demo` and `mock`.
+"""The `gupshup-async` console script: `campaign`, `worker`, `report`, `webhooks serve`, `demo`
+and `mock`.
 
 Exit status:
   0    every recipient has a final result (failures are listed, not fatal)
@@ -33,7 +34,7 @@ from ..journal import CampaignMismatchError, JournalBusyError
 from ._campaign import CHANNEL_FAILURE_LIMIT, CampaignOptions, Terminated, run_campaign
 from ._inputs import InputError, load_media_message, load_message
 from ._progress import ProgressDisplay
-from ._worker import add_worker_parser, enqueue, is_postgres_url, report_postgres, run_worker
+from ._worker import add_worker_parser, enqueue, is_postgres_url, run_worker
 
 EXIT_OK = 0
 EXIT_STOPPED = 1
@@ -89,17 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_campaign_parser(commands)
     add_worker_parser(commands)
-    _add_report_parser(commands)
     _add_demo_parser(commands)
     _add_mock_parser(commands)
+    _add_delivery_commands(commands)  # `report` (SQLite funnel or Postgres counts), `webhooks`
     return parser
-
-
-def _add_report_parser(commands: Any) -> None:
-    report = commands.add_parser("report", help="counts of a campaign journal")
-    report.add_argument("journal", metavar="JOURNAL", help="a postgresql:// URL")
-    report.add_argument("--campaign", type=int, default=None, help="only this campaign")
-    report.add_argument("--json", action="store_true", help="one JSON object")
 
 
 def _add_campaign_parser(commands: Any) -> None:
@@ -304,9 +298,20 @@ def _add_mock_parser(commands: Any) -> None:
     )
 
 
+def _add_delivery_commands(commands: Any) -> None:
+    """`webhooks serve` and `report`: the delivery side, in their own modules."""
+    from ._report import add_report_parser
+    from ._webhooks import add_webhooks_parser
+
+    add_webhooks_parser(commands)
+    add_report_parser(commands)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if hasattr(args, "run"):  # subcommands that name their own entry point
+        return int(args.run(args))
     if args.command == "mock":
         from ._mock_command import serve_mock
 
@@ -317,11 +322,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args)
     if args.command == "worker":
         return run_worker(args)
-    if args.command == "report":
-        if is_postgres_url(args.journal):
-            return report_postgres(args.journal, args.campaign, args.json)
-        print("gupshup-async: error: report reads a postgresql:// URL", file=sys.stderr)
-        return EXIT_USAGE
     if args.enqueue:
         return enqueue(
             args,

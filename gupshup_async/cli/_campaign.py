@@ -17,7 +17,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from .._client import AsyncGupshupClient, encode_message
 from .._messages import Message
 from .._verdict import account_code, refuses_credentials, says_nothing_about_recipient
 from ..journal import Journal
+from ..webhooks.reconcile import callback_key
 from ._inputs import check_distinct_paths, check_journal_path, check_results_path, file_digest
 from ._latency import LatencyHistogram
 from ._progress import ProgressDisplay, Throttling
@@ -324,7 +325,9 @@ async def _send_pending(
         with _cancel_on_signals(signals):
             # Results go to the journal as they come (on_result); holding them all,
             # as send() does, would cost ~1.7 KB a recipient (1.7 GB for a million).
-            outcomes = sender.outcomes(journal.pending(), options.message)
+            outcomes = sender.outcomes(
+                journal.pending(), options.message, biz_opaque_callback_data=_tagger(journal)
+            )
             async with contextlib.aclosing(outcomes):  # closed at once, not by the GC later
                 async for _ in outcomes:
                     if channel.stop is not None:
@@ -348,6 +351,18 @@ async def _send_pending(
         throttling=Throttling.of(sender),
         stop=channel.stop or (None if interrupted else channel.leftover()),
     )
+
+
+def _tagger(journal: Journal) -> Callable[[str], str | None]:
+    """Each send's `biz_opaque_callback_data`: the campaign's tag and the recipient's row, so
+    a status webhook settles the row even when the send's answer was lost."""
+    tag = journal.callback_tag
+
+    def tag_of(recipient: str) -> str | None:
+        row = journal.row_of(recipient)
+        return callback_key(tag, row) if row is not None else None
+
+    return tag_of
 
 
 @contextlib.contextmanager

@@ -9,15 +9,25 @@ import tempfile
 from pathlib import Path
 
 from .._messages import Text
-from ..mock import FaultPlan, MockGupshupServer
+from ..journal.delivery import DeliveryJournal
+from ..mock import DeliveryPlan, FaultPlan, MockGupshupServer
+from ..webhooks import WebhookReceiver
 from ._campaign import CampaignOptions
 from ._progress import ProgressDisplay
+from ._report import funnel, render
+from ._webhooks import ReceiverThread
 
 #: A few throttled answers (with Retry-After) and some 503s, both retried by the client.
 DEMO_FAULT_RATES = {"429": 0.002, "503": 0.004}
 DEMO_RETRY_AFTER = 0.25
 DEMO_INVALID = ["12345", "+44 20 7946 CALL", "n/a"]
 DEMO_SEED = 2026
+#: What WhatsApp does after Gupshup accepts: 3% outside the 24 h window, 1% undeliverable,
+#: 1% held back by Meta; 60% of the rest read.
+DEMO_DELIVERY = DeliveryPlan(
+    seed=DEMO_SEED, failures={131047: 0.03, 131026: 0.01, 131049: 0.01}, read_share=0.6,
+    delays=(0.0, 0.05, 0.1, 0.3), duplicate_share=0.01, out_of_order_share=0.02,
+)  # fmt: skip
 
 
 def write_demo_recipients(path: Path, count: int, *, seed: int = DEMO_SEED) -> tuple[int, str]:
@@ -59,7 +69,12 @@ def run_demo(args: argparse.Namespace) -> int:
         schedule={ambiguous: ["504"]},
         retry_after=DEMO_RETRY_AFTER,
     )
-    server = MockGupshupServer(faults=plan, keep_messages=False)
+    journal = workdir / "journal.sqlite3"
+    hooks = ReceiverThread(WebhookReceiver(journal=journal))
+    hooks.start()
+    server = MockGupshupServer(
+        faults=plan, keep_messages=False, webhook_url=hooks.url, delivery=DEMO_DELIVERY
+    )
     server.start()
     try:
         display.print(f"Mock Gupshup API on {server.base_url} (no credentials, loopback only)")
@@ -77,7 +92,7 @@ def run_demo(args: argparse.Namespace) -> int:
             base_url=server.base_url,
             rate=args.rate,
             concurrency=args.concurrency,
-            journal=workdir / "journal.sqlite3",
+            journal=journal,
             results=workdir / "results.jsonl",
         )
         status = run_and_report(options, display)
@@ -86,6 +101,16 @@ def run_demo(args: argparse.Namespace) -> int:
             f"Mock server saw {stats['attempts']} attempts and accepted {stats['accepted']} "
             "messages (each recipient at most once)."
         )
+        display.print(f"Waiting for the delivery webhooks (receiver on {hooks.url}) ...")
+        server.wait_for_webhooks(timeout=120)
+        hooks.stop()
+        reader = DeliveryJournal(journal)
+        try:
+            display.print("Delivery funnel (gupshup-async report " + str(journal) + "):")
+            display.print(render(funnel(reader)))
+        finally:
+            reader.close()
         return status
     finally:
         server.stop()
+        hooks.stop()

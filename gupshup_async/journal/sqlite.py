@@ -31,6 +31,7 @@ from pathlib import Path
 from .._bulk import BulkResult, Outcome
 from .._recipients import mask_recipient, normalize_recipient
 from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR
+from ._sqlite_delivery import DeliveryRecords, delivery_fields
 
 _LOAD_BATCH = 5_000
 
@@ -114,7 +115,7 @@ def _create_private(path: Path) -> None:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE))
 
 
-class Journal:
+class Journal(DeliveryRecords):
     """One campaign's durable state; `identity` ties it to its message and recipients file.
 
     Held by one process at a time (see the module docstring): `JournalBusyError` otherwise.
@@ -142,7 +143,9 @@ class Journal:
                 "give a new file name or the journal of this campaign"
             ) from None
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")  # a webhook receiver may share the file
         self._db.executescript(_SCHEMA)
+        self._add_delivery_schema()
         self._sending: list[int] = []
         self._finals: list[tuple[str, str | None, int | None, str | None, float, int]] = []
         self._committed: asyncio.Future[None] | None = None
@@ -231,7 +234,7 @@ class Journal:
             if resend_ambiguous:
                 cursor = self._db.execute(
                     "UPDATE recipients SET state = 'pending', error = NULL "
-                    "WHERE state IN ('sending', 'ambiguous')"
+                    "WHERE state IN ('sending', 'ambiguous') AND delivery IS NULL"
                 )
             else:
                 cursor = self._db.execute(
@@ -286,16 +289,21 @@ class Journal:
         ).fetchall()
 
     def results(self) -> Iterator[BulkResult]:
-        """Every recipient's final result, in file order, in the reference's shape."""
+        """Every recipient's final result, in file order, in the reference's shape, plus the
+        delivery fields (`delivery`, `delivery_at`, `failure_code`, `failure_title`) when known."""
         query = (
-            "SELECT recipient, state, error, result FROM recipients "
-            f"WHERE state IN {FINAL_STATES} ORDER BY idx"
+            "SELECT recipient, state, error, result, delivery, delivery_at, failure_code, "
+            f"failure_title FROM recipients WHERE state IN {FINAL_STATES} ORDER BY idx"
         )
-        for recipient, state, error, result in self._db.execute(query):
+        for recipient, state, error, result, *delivery in self._db.execute(query):
+            row: BulkResult
             if state == "sent":
-                yield {"recipient": recipient, "success": True, "result": json.loads(result)}
+                row = {"recipient": recipient, "success": True, "result": json.loads(result)}
             else:
-                yield {"recipient": recipient, "success": False, "error": error}
+                row = {"recipient": recipient, "success": False, "error": error}
+            if delivery[0] is not None:
+                row.update(delivery_fields(*delivery))  # type: ignore[typeddict-item]
+            yield row
 
     # ------------------------------------------------------------ write-ahead marks
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ._delivery import WebhookDispatcher
 from ._faults import FaultPlan
 from ._partner_routes import PartnerRoutes
 from ._recorder import AcceptedMessage, Recorder
@@ -80,8 +81,10 @@ class MockGupshupApp:
         faults: FaultPlan | None = None,
         recorder: Recorder | None = None,
         bucket_per_app: bool = False,
+        delivery: WebhookDispatcher | None = None,
     ) -> None:
         self.token = token
+        self.delivery = delivery  # status webhooks for what is accepted
         self.app_id = app_id
         self.faults = faults or FaultPlan()
         self.recorder = recorder or Recorder()
@@ -208,6 +211,8 @@ class MockGupshupApp:
     def _accept(self, payload: dict[str, Any], to: str) -> dict[str, Any]:
         message_id = f"gs-{self._id_prefix}-{next(self._ids):09d}"
         self.recorder.accept(AcceptedMessage(message_id, to, payload["type"], time.monotonic()))
+        if self.delivery is not None:
+            self.delivery.accepted(message_id, to, payload)
         return {
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to}],

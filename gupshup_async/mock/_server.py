@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from ._app import ConnectionDroppedError, MockGupshupApp
+from ._delivery import DeliveryPlan, WebhookDispatcher
 from ._faults import FaultPlan
 from ._recorder import Recorder
 
@@ -79,8 +80,18 @@ class MockGupshupServer:
         keep_messages: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
+        webhook_url: str | None = None,
+        webhook_headers: dict[str, str] | None = None,
+        delivery: DeliveryPlan | None = None,
     ) -> None:
         self.token = token
+        self.webhooks = (
+            WebhookDispatcher(
+                delivery or DeliveryPlan(), webhook_url, headers=webhook_headers, app_id=app_id
+            )
+            if webhook_url is not None
+            else None
+        )
         self.app_id = app_id
         self.recorder = Recorder(keep_messages=keep_messages)
         self.app = MockGupshupApp(
@@ -91,12 +102,14 @@ class MockGupshupServer:
             throttle_shape=throttle_shape,
             faults=faults,
             recorder=self.recorder,
+            delivery=self.webhooks,
         )
         self._host = host
         self._port = port
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def base_url(self) -> str:
@@ -125,14 +138,36 @@ class MockGupshupServer:
             time.sleep(0.005)
 
     def _serve(self, sock: socket.socket) -> None:
-        loop = _new_loop()
+        loop = self._loop = _new_loop()
         try:
             loop.run_until_complete(self._server.serve(sockets=[sock]))
+            if self.webhooks is not None:
+                loop.run_until_complete(self.webhooks.aclose())
         except BaseException as exc:  # reported to start()/stop(), not lost in a thread
             self._error = exc
         finally:
             loop.close()
             sock.close()
+
+    def in_server_loop(self, work: Any, timeout: float) -> Any:
+        """Run coroutine `work` in the server's event loop (webhooks live there); wait for it."""
+        assert self._loop is not None, "the mock server is not running"
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
+
+    def wait_for_webhooks(self, timeout: float = 30.0) -> None:
+        """Block until every status webhook was acknowledged or given up on."""
+        assert self.webhooks is not None, "the mock was started without webhook_url"
+        self.in_server_loop(self.webhooks.idle(), timeout)
+
+    def send_inbound(self, sender: str, text: str, *, name: str = "Mock User") -> str:
+        """Post an inbound text message from `sender` to the webhook; returns its wamid."""
+        assert self.webhooks is not None, "the mock was started without webhook_url"
+        webhooks = self.webhooks
+
+        async def post() -> str:
+            return webhooks.inbound(sender, text, name=name)
+
+        return str(self.in_server_loop(post(), 10.0))
 
     def stop(self) -> None:
         """Stop serving and wait for the thread."""

@@ -61,7 +61,10 @@ def _check(body: Any) -> None:
     _need(isinstance(body.get("to"), str) and bool(_TO.match(body["to"])), "to: 7-15 digits")
     kind = body.get("type")
     _need(isinstance(kind, str) and kind in _CHECKS, f"type {kind!r} is not supported")
-    _only(body, {"messaging_product", "recipient_type", "to", "type", kind, "context"}, "body")
+    envelope = {"messaging_product", "recipient_type", "to", "type", kind, "context"}
+    _only(body, envelope | {"biz_opaque_callback_data"}, "body")
+    if "biz_opaque_callback_data" in body:
+        _text(body, "biz_opaque_callback_data", 512, where="body")
     if "context" in body:
         context = body["context"]
         _need(

@@ -1,0 +1,185 @@
+"""`gupshup-async report J`: the delivery funnel of a campaign journal, failures by code.
+
+Each recipient counts once, at its furthest status: a read message counts in accepted, sent,
+delivered and read; a failed one (after Gupshup accepted it) in accepted and failed only.
+Statuses that arrived before their send's answer was journaled are applied first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..journal.delivery import DeliveryJournal
+
+#: One line on what a failure code means and what to do (Meta's and Gupshup's codes).
+CODE_MEANINGS = {
+    131047: "more than 24 h since the user last wrote: send an approved template",
+    131026: "undeliverable: not on WhatsApp, old app version, or terms not accepted",
+    131049: "not delivered by Meta to keep engagement healthy: try later, fewer marketing sends",
+    131051: "message type not supported",
+    131052: "media could not be downloaded from the link",
+    131053: "media could not be uploaded: check type and size",
+    131050: "the user stopped marketing messages",
+    131000: "something went wrong at Meta: retry later",
+    131008: "a required parameter is missing",
+    131009: "a parameter value is not valid",
+    131056: "too many messages to this user in a short time",
+    130472: "the user's number is part of an experiment: not delivered",
+    1002: "number is not on WhatsApp",
+    1003: "Gupshup wallet balance too low",
+    1012: "the user opted out",
+}
+
+_ACCEPTED_STATES = ("sent",)
+_AMBIGUOUS_STATES = ("ambiguous", "sending")
+_SENT_OR_BETTER = ("sent", "delivered", "read")
+
+
+def funnel(journal: DeliveryJournal) -> dict[str, Any]:
+    """The report as one JSON-ready object (keys documented in the README)."""
+    journal.apply_unmatched()
+    rows = journal.delivery_counts()["groups"]
+    total = Counter[str]()
+    by_code = Counter[str]()
+    not_accepted = Counter[str]()
+    for state, delivery, code, count in rows:
+        total["recipients"] += count
+        if delivery is None and state not in _ACCEPTED_STATES:
+            if state in _AMBIGUOUS_STATES:
+                total["ambiguous_unsettled"] += count
+            else:
+                not_accepted[state] += count
+            continue
+        total["accepted"] += count
+        if state in _AMBIGUOUS_STATES:
+            total["ambiguous_settled"] += count
+        if delivery is None or delivery == "enqueued":
+            total["no_status"] += count
+        if delivery in _SENT_OR_BETTER:
+            total["sent"] += count
+        if delivery in ("delivered", "read"):
+            total["delivered"] += count
+        if delivery == "read":
+            total["read"] += count
+        if delivery == "failed":
+            total["failed"] += count
+            by_code["unknown" if code is None else str(code)] += count
+    keys = ("recipients", "accepted", "sent", "delivered", "read", "failed")
+    report: dict[str, Any] = {key: total[key] for key in keys}
+    report["failed_by_code"] = dict(sorted(by_code.items()))
+    report["ambiguous_settled"] = total["ambiguous_settled"]
+    report["ambiguous_unsettled"] = total["ambiguous_unsettled"]
+    report["no_status"] = total["no_status"]
+    report["not_accepted"] = dict(sorted(not_accepted.items()))
+    report["unmatched_events"] = journal.unapplied_events()
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as text for a terminal."""
+    accepted = report["accepted"]
+
+    def share(n: int) -> str:
+        return f"{100 * n / accepted:5.1f}%" if accepted else "     -"
+
+    lines = [
+        f"Recipients: {report['recipients']}",
+        f"Accepted by Gupshup: {accepted}",
+        f"  sent       {report['sent']:>8}  {share(report['sent'])}",
+        f"  delivered  {report['delivered']:>8}  {share(report['delivered'])}",
+        f"  read       {report['read']:>8}  {share(report['read'])}",
+        f"  failed     {report['failed']:>8}  {share(report['failed'])}",
+    ]
+    if report["no_status"]:
+        lines.append(f"  no status yet (or only enqueued): {report['no_status']}")
+    if report["failed_by_code"]:
+        lines.append("Failures by code:")
+        for code, count in sorted(report["failed_by_code"].items(), key=lambda kv: -kv[1]):
+            meaning = CODE_MEANINGS.get(int(code)) if code.isdigit() else None
+            lines.append(f"  {code:>7} {count:>8}  {meaning or 'see Meta error codes'}")
+    lines.append(
+        f"Ambiguous sends: {report['ambiguous_settled']} settled by webhooks, "
+        f"{report['ambiguous_unsettled']} unsettled"
+    )
+    if report["not_accepted"]:
+        parts = ", ".join(f"{state} {n}" for state, n in report["not_accepted"].items())
+        lines.append(f"Not accepted: {parts}")
+    if report["unmatched_events"]:
+        lines.append(f"Status events matching no recipient (yet): {report['unmatched_events']}")
+    return "\n".join(lines)
+
+
+def write_failures(journal: DeliveryJournal, path: Path) -> int:
+    """One CSV row per recipient that did not get the message, or may not have."""
+    count = 0
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["recipient", "state", "message_id", "delivery", "failure_code",
+                         "failure_title", "meaning", "error"])  # fmt: skip
+        for (
+            recipient,
+            state,
+            message_id,
+            delivery,
+            code,
+            title,
+            error,
+        ) in journal.delivery_failures():
+            meaning = CODE_MEANINGS.get(code, "") if code is not None else ""
+            writer.writerow([recipient, state, message_id, delivery, code, title, meaning, error])
+            count += 1
+    return count
+
+
+def add_report_parser(commands: Any) -> None:
+    """Add `report` to the console script's subcommands."""
+    report = commands.add_parser(
+        "report",
+        help="the delivery funnel of a campaign journal (or a Postgres journal's counts)",
+    )
+    report.add_argument(
+        "journal", metavar="JOURNAL", help="the campaign's --journal file, or a postgresql:// URL"
+    )
+    report.add_argument(
+        "--campaign", type=int, default=None, help="Postgres: only this campaign's counts"
+    )
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+    report.add_argument(
+        "--failures", type=Path, default=None, metavar="CSV", help="write the failures here"
+    )
+    report.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Print the report of `args.journal`; exit 2 when it does not exist."""
+    from ._worker import is_postgres_url, report_postgres
+
+    if is_postgres_url(args.journal):
+        if args.failures is not None:
+            print("gupshup-async: error: --failures reads a SQLite journal", file=sys.stderr)
+            return 2
+        return report_postgres(args.journal, args.campaign, args.json)
+    args.journal = Path(args.journal)
+    if not args.journal.is_file():
+        print(f"gupshup-async: error: journal {args.journal} does not exist", file=sys.stderr)
+        return 2
+    journal = DeliveryJournal(args.journal)  # beside a running campaign or webhooks serve
+    try:
+        report = funnel(journal)
+        if args.failures is not None:
+            written = write_failures(journal, args.failures)
+    finally:
+        journal.close()
+    if args.json:
+        print(json.dumps(report, sort_keys=False))
+    else:
+        print(render(report))
+        if args.failures is not None:
+            print(f"{written} failure rows written to {args.failures}")
+    return 0

@@ -1,0 +1,62 @@
+"""DeliveryJournal: the delivery side of a campaign journal, for processes that never send.
+
+The webhook receiver and `report` open the campaign's journal file beside a running campaign.
+They only store webhook events and move delivery statuses forward, which cannot send anything
+twice, so they open it on their own SQLite connection (WAL, waiting on the campaign's write
+lock for up to `BUSY_TIMEOUT_MS`) and not through `Journal`, which is the one sending process's
+handle on the file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from types import TracebackType
+
+from ._sqlite_delivery import DeliveryRecords
+from .sqlite import _SCHEMA, _Transaction
+
+#: How long a write waits for the campaign's transaction to end (milliseconds).
+BUSY_TIMEOUT_MS = 10_000
+#: The journal holds phone numbers and API answers: a file made here is its owner's only.
+_PRIVATE_FILE_MODE = 0o600
+
+
+class DeliveryJournal(DeliveryRecords):
+    """A campaign journal opened to store webhook events and read the delivery funnel."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, _PRIVATE_FILE_MODE))
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._row_of: dict[str, int] = {}  # nothing is sent through this handle
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+        self._add_delivery_schema()
+
+    def __repr__(self) -> str:
+        return f"DeliveryJournal({str(self.path)!r})"
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        """Close the connection (every write here is committed as it is made)."""
+        self._db.close()
+
+    def __enter__(self) -> DeliveryJournal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
