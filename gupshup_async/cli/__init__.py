@@ -253,7 +253,8 @@ def _add_mock_parser(commands: Any) -> None:
     mock = commands.add_parser(
         "mock",
         help="serve the mock Gupshup API on a loopback port",
-        description="Serve the mock Gupshup v3 send endpoint until Ctrl-C; it prints the "
+        description="Serve the mock Gupshup API (the v3 send endpoint and the partner login, "
+        "token, media and read-receipt endpoints) until Ctrl-C; it prints the "
         "base URL and the credentials to export. Counts per recipient at "
         "GET /_mock/stats. Needs the mock extra: pip install 'gupshup-async[mock]'.",
     )
