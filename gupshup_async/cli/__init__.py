@@ -1,15 +1,17 @@
 """The `gupshup-async` console script: `campaign`, `worker`, `report`, `webhooks serve`, `demo`
 and `mock`.
 
-Exit status:
+Exit status of `campaign`:
   0    every recipient has a final result (failures are listed, not fatal)
-  1    the API refused the credentials (401/403); the rest is pending: fix them, run again
-  2    bad usage or unusable input, or the journal is held by another process; nothing sent
-  3    the API could not be used (connection refused, DNS, TLS, wallet low, "API rate
-       limited": CHANNEL_FAILURE_LIMIT failures in a row); the rest is pending: run again
-  4    the journal or the results file could not be written (disk full, I/O error): sending
-       stopped; what may have gone out is recorded so; free space and run the same command
-  130  interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM; run the same command to resume
+  1    the credentials were refused (401/403); the rest is pending
+  2    bad usage or input, or the journal is in use; nothing sent
+  3    the API could not be used (20 sends in a row failed without a word about their
+       recipients, or got no answer, or such failures left recipients pending); the rest is
+       pending
+  4    the journal or the results file could not be written (disk full): free space, run again
+  130  interrupted (SIGINT, Ctrl-C)
+  143  terminated (SIGTERM)
+Every status but 0 and 2 is resumed by running the same command again.
 The token comes from the environment only (`GUPSHUP_APP_TOKEN`): flags leak into shell
 history and `ps`.
 """
@@ -31,7 +33,7 @@ from .._bulk import DEFAULT_CONCURRENCY, DEFAULT_RATE
 from .._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, check_app_id, check_token
 from .._version import __version__
 from ..journal import CampaignMismatchError, JournalBusyError
-from ._campaign import CHANNEL_FAILURE_LIMIT, CampaignOptions, Terminated, run_campaign
+from ._campaign import CampaignOptions, Terminated, run_campaign
 from ._inputs import InputError, load_media_message, load_message
 from ._progress import ProgressDisplay
 from ._worker import add_worker_parser, enqueue, is_postgres_url, run_worker
@@ -43,6 +45,12 @@ EXIT_API_UNUSABLE = 3
 EXIT_STORAGE = 4
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+#: The campaign's exit statuses in one line, for every help text that lists them.
+EXIT_STATUS_LINE = (
+    "0 every recipient has a final result, 1 credentials refused (401/403), 2 bad usage or "
+    "input or journal in use (nothing sent), 3 the API could not be used, 4 the journal or "
+    "results file could not be written, 130 interrupted (SIGINT), 143 terminated (SIGTERM)."
+)
 
 #: A campaign is a batch job: retrying what surely did not deliver a few more times than a
 #: web request would is cheap, and a "failed" recipient needs a new campaign.
@@ -83,8 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gupshup-async",
         description="Send WhatsApp campaigns through Gupshup's v3 API.",
-        epilog="Exit status: 0 done, 1 credentials refused, 2 bad input or journal in use, "
-        "3 API unusable, 4 journal or results not writable, 130 Ctrl-C, 143 SIGTERM.",
+        epilog=f"campaign exit status: {EXIT_STATUS_LINE}",
     )
     parser.add_argument("--version", action="version", version=f"gupshup-async {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -101,9 +108,7 @@ def _add_campaign_parser(commands: Any) -> None:
         "campaign",
         help="send one message to every number of a file",
         description=f"Send one message to every number of a file. The token is read from "
-        f"${TOKEN_ENV} only. Exit status: 0 done, 1 credentials refused (401/403), 2 bad "
-        f"input or journal in use, 3 the API could not be used ({CHANNEL_FAILURE_LIMIT} "
-        "failures in a row that say nothing about the recipients), 130 Ctrl-C, 143 SIGTERM.",
+        f"${TOKEN_ENV} only. Exit status: {EXIT_STATUS_LINE}",
     )
     campaign.add_argument(
         "recipients",
@@ -167,7 +172,8 @@ def _add_campaign_parser(commands: Any) -> None:
         "--timeout",
         type=_positive_float,
         default=DEFAULT_TIMEOUT,
-        help="seconds to wait for each answer (default 10)",
+        help="deadline of each send attempt in seconds: connect, write and the whole answer "
+        "(default 10)",
     )
     campaign.add_argument(
         "--journal",
@@ -247,7 +253,8 @@ def _add_mock_parser(commands: Any) -> None:
     mock = commands.add_parser(
         "mock",
         help="serve the mock Gupshup API on a loopback port",
-        description="Serve the mock Gupshup v3 send endpoint until Ctrl-C; it prints the "
+        description="Serve the mock Gupshup API (the v3 send endpoint and the partner login, "
+        "token, media and read-receipt endpoints) until Ctrl-C; it prints the "
         "base URL and the credentials to export. Counts per recipient at "
         "GET /_mock/stats. Needs the mock extra: pip install 'gupshup-async[mock]'.",
     )

@@ -1,7 +1,8 @@
 """The campaign: load the recipients into the journal, send what is pending, report.
 
 A failure that says nothing about its recipient (`_verdict`: no connection, refused
-credentials, an account problem) never makes the recipient final: it goes back to pending.
+credentials, an account problem, a wrong endpoint, a 503 or the account's throttling past its
+retries) never makes the recipient final: it goes back to pending.
 A refused token stops the campaign at once; `CHANNEL_FAILURE_LIMIT` such failures in a row
 (connection refused, DNS, TLS, wallet low...) stop it too: the rest stays pending for a rerun.
 """

@@ -1,7 +1,8 @@
 """The mock Gupshup API as a bare ASGI application (no framework: it must outrun the client).
 
 Routes: `POST /partner/app/{app_id}/v3/message`, `GET /_mock/stats`, `GET /_mock/arrivals`
-(server-side arrival times, for rate checks from another process), `POST /_mock/reset`.
+(server-side arrival times, for rate checks from another process), `POST /_mock/reset`, and
+the partner endpoints (login, app token, media, read events: `_partner_routes`).
 """
 
 from __future__ import annotations
