@@ -367,3 +367,22 @@ async def test_an_app_no_worker_takes_within_its_fair_share_is_taken_once_overdu
         )  # free for longer than a lease row lives (22.5 s here): nobody took it
         assert await roomy.claim(10, held=3) == ["app-e"]
         assert await capped.claim(0, held=1) == []  # no room: never more than asked
+
+
+@pytest.mark.parametrize("flag", ["--media", "--results"])
+def test_enqueue_refuses_a_flag_a_worker_would_silently_drop(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gupshup_async.cli import main
+
+    numbers = tmp_path / "to.csv"
+    numbers.write_text("phone\n919876543210\n")
+    extra = tmp_path / ("a.jpg" if flag == "--media" else "r.jsonl")
+    if flag == "--media":
+        extra.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)
+    argv = ["campaign", str(numbers), "--app-id", "app", "--text", "caption"]
+    argv += ["--journal", "postgresql://u@127.0.0.1:1/none", "--enqueue", flag, str(extra)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} is not supported with --enqueue" in err
+    assert err.count("\n") == 1

@@ -131,6 +131,9 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         url = database_url(args.journal)
         if args.dry_run:
             raise InputError("--dry-run and --enqueue: choose one")
+        for flag, given in (("--media", args.media), ("--results", args.results)):
+            if given is not None:  # a worker would silently do without it
+                raise InputError(f"{flag} is not supported with --enqueue yet")
         if not app_id:
             raise InputError("give --app-id (or set $GUPSHUP_APP_ID)")
         check_app_id(app_id)
