@@ -24,6 +24,8 @@ DEMO_INVALID = ["12345", "+44 20 7946 CALL", "n/a"]
 DEMO_SEED = 2026
 #: What WhatsApp does after Gupshup accepts: 3% outside the 24 h window, 1% undeliverable,
 #: 1% held back by Meta; 60% of the rest read.
+#: Seconds the demo waits for the mock's delivery webhooks before showing the funnel so far.
+DEMO_WEBHOOK_WAIT = 60.0
 DEMO_DELIVERY = DeliveryPlan(
     seed=DEMO_SEED, failures={131047: 0.03, 131026: 0.01, 131049: 0.01}, read_share=0.6,
     delays=(0.0, 0.05, 0.1, 0.3), duplicate_share=0.01, out_of_order_share=0.02,
@@ -102,8 +104,10 @@ def run_demo(args: argparse.Namespace) -> int:
             "messages (each recipient at most once)."
         )
         display.print(f"Waiting for the delivery webhooks (receiver on {hooks.url}) ...")
-        server.wait_for_webhooks(timeout=120)
+        still = server.wait_for_webhooks(timeout=DEMO_WEBHOOK_WAIT)
         hooks.stop()
+        if still:
+            display.print(f"{still} message(s) still had webhooks on the way: the funnel so far.")
         reader = DeliveryJournal(journal)
         try:
             display.print("Delivery funnel (gupshup-async report " + str(journal) + "):")

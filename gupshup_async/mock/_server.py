@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import socket
 import threading
 import time
@@ -154,10 +156,14 @@ class MockGupshupServer:
         assert self._loop is not None, "the mock server is not running"
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
 
-    def wait_for_webhooks(self, timeout: float = 30.0) -> None:
-        """Block until every status webhook was acknowledged or given up on."""
+    def wait_for_webhooks(self, timeout: float = 30.0) -> int:
+        """Block until every status webhook was acknowledged or given up on, or `timeout`
+        seconds passed; returns how many deliveries are still under way (0: all done)."""
         assert self.webhooks is not None, "the mock was started without webhook_url"
-        self.in_server_loop(self.webhooks.idle(), timeout)
+        webhooks = self.webhooks
+        with contextlib.suppress(concurrent.futures.TimeoutError):  # TimeoutError from 3.11
+            self.in_server_loop(webhooks.idle(), timeout)
+        return webhooks.pending
 
     def send_inbound(self, sender: str, text: str, *, name: str = "Mock User") -> str:
         """Post an inbound text message from `sender` to the webhook; returns its wamid."""
