@@ -332,3 +332,16 @@ def test_demo_runs_to_its_summary_and_exits_0() -> None:
     assert "invalid      3" in done.stdout
     assert "duplicates   2" in done.stdout
     assert "each recipient at most once" in done.stdout
+
+
+def test_the_default_demo_reaches_its_whole_funnel() -> None:
+    """The README's main job at its full size: 5 000 recipients and ~20 000 webhooks."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gupshup_async", "demo", "--no-progress"],
+        capture_output=True, text=True, timeout=110, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Campaign finished: 5005 recipient(s)" in done.stdout
+    assert "Delivery funnel" in done.stdout
+    assert "still had webhooks" not in done.stdout
+    assert "Accepted by Gupshup: 4999" in done.stdout
