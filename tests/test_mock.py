@@ -320,10 +320,14 @@ async def test_stats_endpoint_counts_per_recipient(
 
 # ------------------------------------------------------------------ the SDK and the mock check each other
 
-_SHORT = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=20)
+# What a model accepts as text: no lone surrogates (not UTF-8) and no NUL (refused by Text).
+_CHARACTERS = st.characters(codec="utf-8", exclude_characters="\x00")
+_SHORT = st.text(alphabet=_CHARACTERS, min_size=1, max_size=20)
 _MESSAGES = st.one_of(
     st.builds(
-        g.Text, body=st.text(min_size=1, max_size=4096), preview_url=st.none() | st.booleans()
+        g.Text,
+        body=st.text(alphabet=_CHARACTERS, min_size=1, max_size=4096),
+        preview_url=st.none() | st.booleans(),
     ),
     st.builds(g.Image, link=st.just("https://example.com/a.png"), caption=st.none() | _SHORT),
     st.builds(g.Location, latitude=st.floats(-90, 90), longitude=st.floats(-180, 180)),
@@ -332,7 +336,7 @@ _MESSAGES = st.one_of(
             body="b", buttons=[{"id": f"id{i}", "title": t} for i, t in enumerate(titles)]
         )
     ),
-    st.lists(st.text(min_size=1, max_size=24), min_size=1, max_size=10).map(
+    st.lists(st.text(alphabet=_CHARACTERS, min_size=1, max_size=24), min_size=1, max_size=10).map(
         lambda titles: g.ListMessage(
             body="b",
             button="Open",
