@@ -9,7 +9,8 @@ The rules, whatever the store (SQLite on one machine, Postgres across machines):
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from typing import NamedTuple, Protocol
 
 from .._bulk import Outcome
 
@@ -20,6 +21,28 @@ DUPLICATE_ERROR = "duplicate recipient: it appears earlier in the file, not sent
 
 #: The error a `sending` row gets when the run that marked it died or lost its lease.
 INTERRUPTED_ERROR = "interrupted while sending: may have been delivered; not re-sent"
+
+
+class FinalRecord(NamedTuple):
+    """What a journal row keeps of an outcome: its state, error text and JSON answer."""
+
+    state: str
+    error: str | None
+    result: str | None
+
+
+def final_record(outcome: Outcome) -> FinalRecord | None:
+    """The row fields for `outcome`, or None when it is not the journal's to record.
+
+    Invalid numbers and repeats were decided when the recipients were loaded; "not_sent"
+    (stopped before a send or a retry) goes back to pending: it surely did not deliver.
+    """
+    if outcome.digits is None or outcome.status == "duplicate":
+        return None
+    state = "pending" if outcome.status == "not_sent" else outcome.status
+    if outcome.result["success"]:
+        return FinalRecord(state, None, json.dumps(outcome.result["result"]))
+    return FinalRecord(state, outcome.result["error"], None)
 
 
 class SendJournal(Protocol):

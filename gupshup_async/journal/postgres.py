@@ -32,7 +32,7 @@ import psycopg
 
 from .._bulk import BulkResult, Outcome
 from .._recipients import normalize_recipient
-from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR
+from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR, final_record
 from ._pg_commits import GroupCommits, LeaseLostError
 from ._pg_schema import SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION
 
@@ -312,13 +312,10 @@ class PostgresJournal:
 
         Cancelled before a retry ("not_sent") goes back to pending: it surely did not deliver.
         """
-        if outcome.digits is None or outcome.status == "duplicate":
-            return  # decided when the campaign was enqueued
-        state = "pending" if outcome.status == "not_sent" else outcome.status
-        if outcome.result["success"]:
-            result, error = json.dumps(outcome.result["result"]), None
-        else:
-            result, error = None, outcome.result["error"]
+        record = final_record(outcome)
+        if record is None or outcome.digits is None:
+            return
+        state, error, result = record
         self.store.queue_final(self.campaign, outcome.digits, state, error, outcome.code, result)
 
     def unmark(self, digits: str) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .._bulk import BulkResult, Outcome
 from .._recipients import mask_recipient, normalize_recipient
-from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR
+from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR, final_record
 from ._sqlite_delivery import DeliveryRecords, delivery_fields
 
 _LOAD_BATCH = 5_000
@@ -326,13 +326,10 @@ class Journal(DeliveryRecords):
 
         Cancelled before a retry ("not_sent") goes back to pending: it surely did not deliver.
         """
-        if outcome.digits is None or outcome.status == "duplicate":
-            return  # decided when the recipients were loaded
-        state = "pending" if outcome.status == "not_sent" else outcome.status
-        if outcome.result["success"]:
-            result, error = json.dumps(outcome.result["result"]), None
-        else:
-            result, error = None, outcome.result["error"]
+        record = final_record(outcome)
+        if record is None or outcome.digits is None:
+            return
+        state, error, result = record
         row = self._row(outcome.digits, forget=True)
         self._finals.append((state, error, outcome.code, result, time.time(), row))
         self._commit_soon()
