@@ -38,15 +38,21 @@ CHANNEL_STATUSES = frozenset({404, 405, 503})
 ACCOUNT_CODES = frozenset({4001, 1003})
 
 
+#: The API refusing the credentials (401, 403).
+_CREDENTIAL_ERRORS = (AuthenticationError, PermissionDeniedError)
+
+
 def says_nothing_about_recipient(error: BaseException | None) -> bool:
     """Whether `error` is about the channel (connection, credentials, account), not the recipient.
 
     Only failures that surely did not deliver qualify: an ambiguous connection error (the
     request may have been written) is about that recipient's message and is not one of them.
     """
+    if error is None:  # a success: the common case of a bulk run, asked once per recipient
+        return False
     if isinstance(error, APIConnectionError):
         return not error.ambiguous
-    if isinstance(error, AuthenticationError | PermissionDeniedError):
+    if isinstance(error, _CREDENTIAL_ERRORS):
         return True
     if (
         isinstance(error, APIError)
@@ -70,4 +76,4 @@ def account_code(error: BaseException | None) -> int | None:
 
 def refuses_credentials(error: BaseException | None) -> bool:
     """Whether `error` is the API refusing the credentials (401/403): fixing them is on the user."""
-    return isinstance(error, AuthenticationError | PermissionDeniedError)
+    return isinstance(error, _CREDENTIAL_ERRORS)
