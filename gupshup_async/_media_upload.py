@@ -17,7 +17,7 @@ from typing import IO
 
 import httpx
 
-from ._errors import UnexpectedResponseError, error_from_response, json_object
+from ._errors import APIConnectionError, UnexpectedResponseError, error_from_response, json_object
 from ._partner_http import exchange
 from ._settings import check_timeout
 from ._transport import bounded, inflate, raw_body, unsupported_encoding
@@ -134,10 +134,20 @@ def _close_opened(opening: asyncio.Future[IO[bytes]]) -> None:
 async def _download(
     http: httpx.AsyncClient, source: str, spool: IO[bytes], limit: int, timeout: float
 ) -> None:
-    """Fetch `source` into `spool` within `timeout`; a slow URL is bad input (nothing sent)."""
+    """Fetch `source` into `spool` within `timeout`.
+
+    A URL that is slow, refused or cut off is bad input, not a failure of the API: nothing
+    was uploaded and no message sent, so it is a `ValueError` naming the source (never an
+    ambiguous `APIConnectionError`, which a campaign would read as the API being down).
+    """
     timed_out = f"source: the media URL did not arrive within {timeout:g} s"
-    async with bounded(timeout, lambda: ValueError(timed_out)):
-        await _fetch(http, source, spool, limit, timeout)
+    try:
+        async with bounded(timeout, lambda: ValueError(timed_out)):
+            await _fetch(http, source, spool, limit, timeout)
+    except APIConnectionError as failed:
+        raise ValueError(
+            f"source: the media URL could not be fetched ({failed}); nothing was uploaded"
+        ) from failed
 
 
 async def _fetch(

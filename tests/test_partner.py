@@ -284,6 +284,25 @@ async def test_upload_media_abandons_a_url_past_the_limit(
     assert upload.call_count == 0
 
 
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        (httpx.ConnectError("refused"), "connection failed"),
+        (httpx.ReadError("reset by peer"), "connection lost"),
+    ],
+)
+async def test_a_media_url_that_cannot_be_fetched_is_bad_input_and_nothing_is_uploaded(
+    router: respx.Router, client: g.AsyncGupshupClient, fault: Exception, words: str
+) -> None:
+    router.get("https://cdn.example/gone.png").mock(side_effect=fault)
+    upload = router.post(MEDIA_URL).respond(200, json={"mediaId": "m", "status": "success"})
+    with pytest.raises(ValueError, match=f"media URL could not be fetched \\({words}") as caught:
+        await client.upload_media("https://cdn.example/gone.png", "image/png")
+    assert not isinstance(caught.value, g.GupshupError)
+    assert "nothing was uploaded" in str(caught.value)
+    assert upload.call_count == 0
+
+
 async def test_the_mock_refuses_media_past_its_own_limits(mock_app: MockGupshupApp) -> None:
     async with httpx.AsyncClient(transport=mock_transport(mock_app), base_url=BASE_URL) as http:
         headers = {"Authorization": "sk_first"}
