@@ -230,6 +230,11 @@ def test_an_unwritable_results_file_is_found_before_sending(
             {"type": "text", "text": {"body": "x"}, "context": {"message_id": "w"}},
             "'context' is not allowed",
         ),
+        (
+            {"type": "text", "text": {"body": "x"}, "biz_opaque_callback_data": "mine"},
+            "'biz_opaque_callback_data' is not allowed in a message file: the campaign sets "
+            "its own on every send",
+        ),
         ([1, 2], "expected a JSON object with a 'type'"),
     ],
 )

@@ -25,6 +25,8 @@ ENVELOPE_FIELDS = frozenset({"messaging_product", "recipient_type"})
 REFUSED_FIELDS = {
     "to": "the numbers come from RECIPIENTS, not from the message file",
     "context": "a reply quotes one conversation's message; a campaign goes to everybody",
+    "biz_opaque_callback_data": "the campaign sets its own on every send (its tag and the "
+    "recipient's row), so that delivery webhooks find the recipient",
 }
 
 
