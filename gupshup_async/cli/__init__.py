@@ -8,7 +8,8 @@ Exit status of `campaign`:
   3    the API could not be used (20 sends in a row failed without a word about their
        recipients, or got no answer, or such failures left recipients pending); the rest is
        pending
-  4    the journal or the results file could not be written (disk full): free space, run again
+  4    the journal or the results file could not be written (disk full): free space, run
+       again; with --enqueue, the Postgres database could not be used
   130  interrupted (SIGINT, Ctrl-C)
   143  terminated (SIGTERM)
 Every status but 0 and 2 is resumed by running the same command again.
@@ -49,7 +50,7 @@ EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 EXIT_STATUS_LINE = (
     "0 every recipient has a final result, 1 credentials refused (401/403), 2 bad usage or "
     "input or journal in use (nothing sent), 3 the API could not be used, 4 the journal or "
-    "results file could not be written, 130 interrupted (SIGINT), 143 terminated (SIGTERM)."
+    "results file (or --enqueue's database) could not be written, 130 interrupted (SIGINT), 143 terminated (SIGTERM)."
 )
 
 #: A campaign is a batch job: retrying what surely did not deliver a few more times than a
@@ -179,7 +180,8 @@ def _add_campaign_parser(commands: Any) -> None:
         "--journal",
         default=None,
         help="SQLite journal file (makes the run resumable; one process at a time), "
-        "or a postgresql:// URL with --enqueue",
+        "or a postgresql:// URL with --enqueue (default there: $GUPSHUP_DATABASE_URL, which "
+        "keeps a password out of `ps`)",
     )
     campaign.add_argument(
         "--enqueue",

@@ -66,13 +66,17 @@ def add_worker_parser(commands: Any) -> None:
     )
 
 
-def database_url(given: str | None) -> str:
-    """The Postgres URL from the flag or the environment; `InputError` when neither is one."""
+def database_url(
+    given: str | None, *, flag: str = "--journal", wanted: str = "a postgresql:// URL"
+) -> str:
+    """The Postgres URL from the command line (`flag`) or else $GUPSHUP_DATABASE_URL, where a
+    password stays out of `ps`; `InputError` when neither is one. Never quotes the URL."""
     url = given or os.environ.get(DATABASE_URL_ENV)
     if not url:
-        raise InputError(f"give --journal postgresql://... or set ${DATABASE_URL_ENV}")
+        raise InputError(f"give {flag} ({wanted}) or set ${DATABASE_URL_ENV}")
     if not is_postgres_url(url):
-        raise InputError(f"--journal must be a postgresql:// URL here, got {url.split(':')[0]}:")
+        source = flag if given else f"${DATABASE_URL_ENV}"
+        raise InputError(f"{source} must be a postgresql:// URL here, got {url.split(':')[0]}:")
     return url
 
 
@@ -177,8 +181,16 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
     except InputError as problem:
         return _say(problem)
     except (psycopg.Error, RuntimeError) as failed:  # no database, or a newer schema there
-        _say(redacted(str(failed), url))
-        return 1
+        # A campaign's "journal cannot be written" (exit 4); 1 means refused credentials.
+        from . import EXIT_STORAGE
+
+        reason = " ".join(redacted(str(failed), url).split()) or type(failed).__name__
+        print(
+            f"gupshup-async: error: the Postgres journal could not be used ({reason}): "
+            "fix it and run the same command again (enqueueing twice adds nothing)",
+            file=sys.stderr,
+        )
+        return EXIT_STORAGE
     word = "enqueued" if created else "was already enqueued (nothing added)"
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     print(f"campaign {campaign} {word}: {summary}")
