@@ -50,7 +50,8 @@ EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 EXIT_STATUS_LINE = (
     "0 every recipient has a final result, 1 credentials refused (401/403), 2 bad usage or "
     "input or journal in use (nothing sent), 3 the API could not be used, 4 the journal or "
-    "results file (or --enqueue's database) could not be written, 130 interrupted (SIGINT), 143 terminated (SIGTERM)."
+    "results file (or --enqueue's database) could not be written, 130 interrupted (SIGINT), "
+    "143 terminated (SIGTERM)."
 )
 
 #: A campaign is a batch job: retrying what surely did not deliver a few more times than a
