@@ -199,6 +199,13 @@ def _add_campaign_parser(commands: Any) -> None:
         "--results", type=Path, default=None, help="write one JSON line per recipient here"
     )
     campaign.add_argument("--base-url", default=None, help=f"API base URL (or ${BASE_URL_ENV})")
+    campaign.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="accept a plain http:// base URL to a host that is not loopback: the token then "
+        "travels unencrypted (refused without this flag; loopback http is always accepted). "
+        "With --enqueue, workers need it too",
+    )
     campaign.add_argument("--app-id", default=None, help=f"Gupshup app id (or ${APP_ID_ENV})")
     campaign.add_argument("--dry-run", action="store_true", help="validate and count, send nothing")
     campaign.add_argument(
@@ -341,40 +348,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _campaign(args)
 
 
+def campaign_options(args: argparse.Namespace) -> CampaignOptions:
+    """The campaign's options from its parsed arguments and the environment; `InputError`
+    (or `ValueError`) for a message that cannot be read."""
+    media_type = None
+    if args.media is not None:
+        if args.message_file is not None:
+            raise InputError("--media goes with --text (a caption) or alone, not --message-file")
+        message, media_type = load_media_message(args.media, args.text)
+    else:
+        message = load_message(args.text, args.message_file)
+    return CampaignOptions(
+        recipients=args.recipients,
+        message=message,
+        app_id=args.app_id or os.environ.get(APP_ID_ENV),
+        token=os.environ.get(TOKEN_ENV),
+        base_url=args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
+        rate=args.rate,
+        burst=args.burst,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        journal=Path(args.journal) if args.journal else None,
+        results=args.results,
+        dry_run=args.dry_run,
+        resend_ambiguous=args.resend_ambiguous,
+        retry_failed=args.retry_failed,
+        encoding=args.encoding,
+        column=args.column,
+        allow_invalid=args.allow_invalid,
+        media=args.media,
+        media_type=media_type,
+        allow_insecure_http=args.allow_insecure_http,
+    )
+
+
 def _campaign(args: argparse.Namespace) -> int:
     display = ProgressDisplay(enabled=args.progress)
     try:
-        media_type = None
-        if args.media is not None:
-            if args.message_file is not None:
-                raise InputError(
-                    "--media goes with --text (a caption) or alone, not --message-file"
-                )
-            message, media_type = load_media_message(args.media, args.text)
-        else:
-            message = load_message(args.text, args.message_file)
-        options = CampaignOptions(
-            recipients=args.recipients,
-            message=message,
-            app_id=args.app_id or os.environ.get(APP_ID_ENV),
-            token=os.environ.get(TOKEN_ENV),
-            base_url=args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
-            rate=args.rate,
-            burst=args.burst,
-            concurrency=args.concurrency,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
-            journal=Path(args.journal) if args.journal else None,
-            results=args.results,
-            dry_run=args.dry_run,
-            resend_ambiguous=args.resend_ambiguous,
-            retry_failed=args.retry_failed,
-            encoding=args.encoding,
-            column=args.column,
-            allow_invalid=args.allow_invalid,
-            media=args.media,
-            media_type=media_type,
-        )
+        options = campaign_options(args)
         if is_postgres_url(args.journal):
             raise InputError(
                 "a Postgres journal is run by workers: add --enqueue, then run "

@@ -17,15 +17,18 @@ import os
 import re
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._client import check_app_id
 from ._campaign import message_digest
-from ._inputs import InputError, file_digest, load_message
+from ._inputs import InputError, check_base_url_input, file_digest, load_message
 from ._recipients_file import RecipientsFile, inspect_recipients
 
 DATABASE_URL_ENV = "GUPSHUP_DATABASE_URL"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+if TYPE_CHECKING:
+    from .._scaleout import Worker
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -63,6 +66,13 @@ def add_worker_parser(commands: Any) -> None:
     )
     worker.add_argument(
         "--exit-when-idle", action="store_true", help="stop once no campaign is ready"
+    )
+    worker.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="run campaigns whose base URL is plain http:// to a host that is not loopback: "
+        "their tokens then travel unencrypted (without it such a campaign is stopped, "
+        "naming why)",
     )
 
 
@@ -141,6 +151,8 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         if not app_id:
             raise InputError("give --app-id (or set $GUPSHUP_APP_ID)")
         check_app_id(app_id)
+        # Checked here, not first by a worker: nothing is stored that no worker should run.
+        check_base_url_input(base_url, allow_insecure_http=args.allow_insecure_http)
         token_env = args.token_env or "GUPSHUP_APP_TOKEN"
         if not _ENV_NAME.match(token_env):
             raise InputError(f"--token-env must name an environment variable, got {token_env!r}")
@@ -234,18 +246,24 @@ def run_worker(args: argparse.Namespace) -> int:
     return asyncio.run(_work(url, args))
 
 
-async def _work(url: str, args: argparse.Namespace) -> int:
-    import psycopg
-
+def worker_from_args(url: str, args: argparse.Namespace) -> Worker:
+    """The worker `gupshup-async worker` runs, from its checked arguments."""
     from .._scaleout import Worker
 
-    worker = Worker(
+    return Worker(
         url,
         lease_seconds=args.lease,
         max_apps=args.max_apps,
         name=args.name,
         tick=args.tick or None,
+        allow_insecure_http=args.allow_insecure_http,
     )
+
+
+async def _work(url: str, args: argparse.Namespace) -> int:
+    import psycopg
+
+    worker = worker_from_args(url, args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
