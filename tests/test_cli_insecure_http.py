@@ -101,7 +101,7 @@ def test_the_flag_is_described_in_help() -> None:
 def test_enqueue_refuses_plain_http_before_storing_and_takes_it_with_the_flag(
     numbers: Path, database_url: str
 ) -> None:
-    base = ["campaign", numbers, "--text", "x", "--base-url", INSECURE, "--token-env", TOKEN_VAR,
+    base: list[str | Path] = ["campaign", numbers, "--text", "x", "--base-url", INSECURE, "--token-env", TOKEN_VAR,
             "--enqueue"]  # fmt: skip
     refused = _cli(*base, GUPSHUP_DATABASE_URL=database_url)
     assert refused.returncode == 2
