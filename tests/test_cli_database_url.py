@@ -84,6 +84,17 @@ def test_a_report_error_never_shows_the_environment_urls_password(
     assert 'database "***" does not exist' in line
 
 
+def test_a_report_on_an_unreachable_server_is_one_line_without_the_password(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql://postgres:{SECRET}@/gupshup?host={tmp_path / 'no-server-here'}"
+    done = _cli("report", url=url)
+    assert done.returncode == 2
+    line = one_error_line(done.stderr)
+    assert SECRET not in done.stdout + done.stderr
+    assert "no-server-here" in line
+
+
 def test_report_without_a_journal_or_the_variable_says_both() -> None:
     done = _cli("report", url=None)
     assert done.returncode == 2

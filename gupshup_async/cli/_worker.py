@@ -301,8 +301,8 @@ def report_postgres(url: str, campaign: int | None, as_json: bool) -> int:
         data = asyncio.run(_report(checked_url(url), campaign))
     except (InputError, LookupError) as problem:
         return _say(problem)
-    except psycopg.Error as problem:
-        return _say(redacted(str(problem), url))
+    except psycopg.Error as problem:  # libpq's message can span lines: one line here
+        return _say(" ".join(redacted(str(problem), url).split()) or type(problem).__name__)
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
