@@ -50,9 +50,10 @@ from ._interactive import (
     UrlButton,
 )
 from ._media import Audio, Document, Image, Sticker, Video
-from ._messages import Location, Message, Reaction, Text, message_from_wire, request_from_wire
+from ._messages import Location, Message, Reaction, Text, message_from_wire
 from ._partner import PartnerClient, TokenProvider
 from ._recipients import normalize_recipient
+from ._request import WireRequest, request_from_wire
 from ._retry import RetryDecision, RetryPolicy
 from ._template import (
     ActionParameter,
@@ -152,6 +153,7 @@ __all__ = [
     "Video",
     "VideoParameter",
     "WebhookReceiver",
+    "WireRequest",
     "__version__",
     "message_from_wire",
     "normalize_recipient",

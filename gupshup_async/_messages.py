@@ -160,6 +160,11 @@ _SIMPLE: dict[str, type[MessageModel]] = {
     if m.wire_type not in ("interactive", "template", "contacts")
 }
 _ENVELOPE = {"messaging_product", "recipient_type", "to"}
+#: Fields of a request body that `request_from_wire` reads beside the message.
+_REQUEST_FIELDS = {
+    "context": "a reply's context",
+    "biz_opaque_callback_data": "the send's callback data",
+}
 
 
 def message_from_wire(data: Mapping[str, Any]) -> Message:
@@ -167,17 +172,18 @@ def message_from_wire(data: Mapping[str, Any]) -> Message:
 
     The inverse of `to_wire()`, for messages kept in files (the campaign's `--message-file`).
     `to`, `messaging_product` ("whatsapp") and `recipient_type` ("individual") may stand
-    beside it and are checked; a reply's `context` belongs to `request_from_wire`. Raises
-    `ValueError` for an unknown type, a field the models would not send back, or a payload
-    the models refuse.
+    beside it and are checked; a reply's `context` and `biz_opaque_callback_data` belong to
+    `request_from_wire`. Raises `ValueError` for an unknown type, a field the models would
+    not send back, or a payload the models refuse.
     """
     if not isinstance(data, Mapping):
         raise ValueError(f"a message must be a JSON object, got {type(data).__name__}")
-    if "context" in data:
-        raise ValueError(
-            "context: a reply's context is not part of a message; "
-            "read whole request bodies with request_from_wire()"
-        )
+    for name, what in _REQUEST_FIELDS.items():
+        if name in data:
+            raise ValueError(
+                f"{name}: {what} is not part of a message; "
+                "read whole request bodies with request_from_wire()"
+            )
     _check_envelope(data)
     kind = data.get("type")
     if kind is None:
@@ -204,27 +210,6 @@ def message_from_wire(data: Mapping[str, Any]) -> Message:
             raise ValueError("interactive must be a JSON object")
         return cast(Message, interactive_from_wire(part, _INTERACTIVE))
     raise AssertionError(kind)  # every known type returned above
-
-
-def request_from_wire(body: Mapping[str, Any]) -> tuple[str, Message, str | None]:
-    """Read a whole v3 request body, as in Meta's docs: `(to, message, reply_to)`.
-
-    `to` is the number as written (pass it to `send`, which normalises it); `reply_to` is
-    `context.message_id`, or None. Raises `ValueError` as `message_from_wire` does.
-    """
-    if not isinstance(body, Mapping):
-        raise ValueError(f"a request body must be a JSON object, got {type(body).__name__}")
-    fields = dict(body)
-    if "to" not in fields:
-        raise ValueError("missing 'to'")
-    reply_to: str | None = None
-    if "context" in fields:
-        context = strict_keys(fields.pop("context"), {"message_id"}, "context")
-        reply_to = context.get("message_id")
-        if not isinstance(reply_to, str) or not reply_to:
-            raise ValueError("context.message_id must be a non-empty string")
-    message = message_from_wire(fields)
-    return str(fields["to"]), message, reply_to
 
 
 def _check_envelope(data: Mapping[str, Any]) -> None:

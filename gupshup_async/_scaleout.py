@@ -49,6 +49,8 @@ class Worker:
     app's bucket wait on one shared `Metronome`: paced apps wake the loop together.
     `clock` (monotonic seconds) times the leases as this worker sees them: a send waits for
     nothing once its app's lease ran out by it (a frozen process, a hung renewal).
+    `allow_insecure_http` lets campaigns send their tokens over plain http to a host that is
+    not loopback (without it such a campaign is stopped, naming why).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Worker:
         on_outcome: Callable[[str, Outcome], None] | None = None,
         tick: float | None = DEFAULT_TICK,
         clock: Callable[[], float] = time.monotonic,
+        allow_insecure_http: bool = False,
     ) -> None:
         if not lease_seconds > 0:
             raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
@@ -75,6 +78,7 @@ class Worker:
         self.on_outcome = on_outcome
         self.tick = tick
         self.clock = clock
+        self.allow_insecure_http = allow_insecure_http
         self.sent = 0
         self.commits = 0
 
@@ -317,6 +321,7 @@ class _Session:
                 base_url=spec.base_url,
                 timeout=spec.timeout,
                 max_retries=spec.max_retries,
+                allow_insecure_http=worker.allow_insecure_http,
             )
         except ValueError as unusable:  # (the client's checks never quote the token)
             await store.finish(spec.id, stopped_by=f"cannot run this campaign: {unusable}")

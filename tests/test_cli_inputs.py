@@ -90,6 +90,42 @@ def test_no_phone_header_exits_2_listing_the_headers_then_column_picks_it(
     assert server.recorder.total_attempts == len(NUMBERS)  # the refused runs sent nothing
 
 
+OFFICE = [f"9180{i:08d}" for i in range(len(NUMBERS))]
+
+
+@pytest.mark.parametrize("column", [None, "Phone", "phone"])
+def test_a_phone_column_name_two_columns_share_exits_2_asking_for_a_position(
+    server: MockGupshupServer, tmp_path: Path, column: str | None
+) -> None:
+    to, journal = tmp_path / "to.csv", tmp_path / "j.sqlite3"
+    rows = "".join(f"{o},A,{n}\n" for o, n in zip(OFFICE, NUMBERS, strict=True))
+    to.write_text("Phone,Name,PHONE\n" + rows)
+    chosen = ["--column", column] if column is not None else []
+    refused = run(campaign_command(to, "--text", "x", "--journal", journal, *chosen),
+                  cli_env(server))  # fmt: skip
+    assert refused.returncode == 2, refused.stdout
+    assert one_error_line(refused.stderr) == (
+        f"gupshup-async: error: the phone column 'Phone' appears 2 times in {to} (columns 1, "
+        "3); give the one to read by position: --column N (e.g. --column 1)"
+    )
+    assert server.recorder.total_attempts == 0
+    assert not journal.exists()
+    by_position = run(campaign_command(to, "--text", "x", "--rate", "1000", "--column", "3"),
+                      cli_env(server))  # fmt: skip
+    assert by_position.returncode == 0, by_position.stderr
+    assert sorted(server.recorder.accepted) == NUMBERS
+
+
+def test_a_name_two_other_columns_share_is_allowed(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to = tmp_path / "to.csv"
+    to.write_text("Name,Mobile,Name\n" + "".join(f"A,{n},B\n" for n in NUMBERS))
+    done = run(campaign_command(to, "--text", "x", "--rate", "1000"), cli_env(server))
+    assert done.returncode == 0, done.stderr
+    assert sorted(server.recorder.accepted) == NUMBERS
+
+
 def test_excel_scientific_notation_is_refused_naming_the_lost_digits(
     server: MockGupshupServer, tmp_path: Path
 ) -> None:
@@ -229,6 +265,11 @@ def test_an_unwritable_results_file_is_found_before_sending(
         (
             {"type": "text", "text": {"body": "x"}, "context": {"message_id": "w"}},
             "'context' is not allowed",
+        ),
+        (
+            {"type": "text", "text": {"body": "x"}, "biz_opaque_callback_data": "mine"},
+            "'biz_opaque_callback_data' is not allowed in a message file: the campaign sets "
+            "its own on every send",
         ),
         ([1, 2], "expected a JSON object with a 'type'"),
     ],

@@ -870,7 +870,6 @@ async def test_send_carries_biz_opaque_callback_data_and_checks_its_length() -> 
     assert [b.get("biz_opaque_callback_data") for b in bodies] == ["campaign-7"]
 
 
-@pytest.mark.xfail(strict=True, reason="request_from_wire refuses Meta's biz_opaque_callback_data")
 def test_request_from_wire_reads_a_body_with_biz_opaque_callback_data() -> None:
     body = {
         "messaging_product": "whatsapp",
@@ -879,8 +878,10 @@ def test_request_from_wire_reads_a_body_with_biz_opaque_callback_data() -> None:
         "text": {"body": "hi"},
         "biz_opaque_callback_data": "campaign-7",
     }
-    to, message, reply_to = g.request_from_wire(body)
+    request = g.request_from_wire(body)
+    to, message, reply_to = request
     assert (to, message, reply_to) == (TO, g.Text(body="hi"), None)
+    assert request.biz_opaque_callback_data == "campaign-7"
 
 
 # A compressed honest answer still inflates under the cap -------------------------------------

@@ -8,7 +8,8 @@ Exit status of `campaign`:
   3    the API could not be used (20 sends in a row failed without a word about their
        recipients, or got no answer, or such failures left recipients pending); the rest is
        pending
-  4    the journal or the results file could not be written (disk full): free space, run again
+  4    the journal or the results file could not be written (disk full): free space, run
+       again; with --enqueue, the Postgres database could not be used
   130  interrupted (SIGINT, Ctrl-C)
   143  terminated (SIGTERM)
 Every status but 0 and 2 is resumed by running the same command again.
@@ -49,7 +50,8 @@ EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 EXIT_STATUS_LINE = (
     "0 every recipient has a final result, 1 credentials refused (401/403), 2 bad usage or "
     "input or journal in use (nothing sent), 3 the API could not be used, 4 the journal or "
-    "results file could not be written, 130 interrupted (SIGINT), 143 terminated (SIGTERM)."
+    "results file (or --enqueue's database) could not be written, 130 interrupted (SIGINT), "
+    "143 terminated (SIGTERM)."
 )
 
 #: A campaign is a batch job: retrying what surely did not deliver a few more times than a
@@ -179,7 +181,8 @@ def _add_campaign_parser(commands: Any) -> None:
         "--journal",
         default=None,
         help="SQLite journal file (makes the run resumable; one process at a time), "
-        "or a postgresql:// URL with --enqueue",
+        "or a postgresql:// URL with --enqueue (default there: $GUPSHUP_DATABASE_URL, which "
+        "keeps a password out of `ps`)",
     )
     campaign.add_argument(
         "--enqueue",
@@ -196,6 +199,13 @@ def _add_campaign_parser(commands: Any) -> None:
         "--results", type=Path, default=None, help="write one JSON line per recipient here"
     )
     campaign.add_argument("--base-url", default=None, help=f"API base URL (or ${BASE_URL_ENV})")
+    campaign.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="accept a plain http:// base URL to a host that is not loopback: the token then "
+        "travels unencrypted (refused without this flag; loopback http is always accepted). "
+        "With --enqueue, workers need it too",
+    )
     campaign.add_argument("--app-id", default=None, help=f"Gupshup app id (or ${APP_ID_ENV})")
     campaign.add_argument("--dry-run", action="store_true", help="validate and count, send nothing")
     campaign.add_argument(
@@ -338,40 +348,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _campaign(args)
 
 
+def campaign_options(args: argparse.Namespace) -> CampaignOptions:
+    """The campaign's options from its parsed arguments and the environment; `InputError`
+    (or `ValueError`) for a message that cannot be read."""
+    media_type = None
+    if args.media is not None:
+        if args.message_file is not None:
+            raise InputError("--media goes with --text (a caption) or alone, not --message-file")
+        message, media_type = load_media_message(args.media, args.text)
+    else:
+        message = load_message(args.text, args.message_file)
+    return CampaignOptions(
+        recipients=args.recipients,
+        message=message,
+        app_id=args.app_id or os.environ.get(APP_ID_ENV),
+        token=os.environ.get(TOKEN_ENV),
+        base_url=args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
+        rate=args.rate,
+        burst=args.burst,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        journal=Path(args.journal) if args.journal else None,
+        results=args.results,
+        dry_run=args.dry_run,
+        resend_ambiguous=args.resend_ambiguous,
+        retry_failed=args.retry_failed,
+        encoding=args.encoding,
+        column=args.column,
+        allow_invalid=args.allow_invalid,
+        media=args.media,
+        media_type=media_type,
+        allow_insecure_http=args.allow_insecure_http,
+    )
+
+
 def _campaign(args: argparse.Namespace) -> int:
     display = ProgressDisplay(enabled=args.progress)
     try:
-        media_type = None
-        if args.media is not None:
-            if args.message_file is not None:
-                raise InputError(
-                    "--media goes with --text (a caption) or alone, not --message-file"
-                )
-            message, media_type = load_media_message(args.media, args.text)
-        else:
-            message = load_message(args.text, args.message_file)
-        options = CampaignOptions(
-            recipients=args.recipients,
-            message=message,
-            app_id=args.app_id or os.environ.get(APP_ID_ENV),
-            token=os.environ.get(TOKEN_ENV),
-            base_url=args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
-            rate=args.rate,
-            burst=args.burst,
-            concurrency=args.concurrency,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
-            journal=Path(args.journal) if args.journal else None,
-            results=args.results,
-            dry_run=args.dry_run,
-            resend_ambiguous=args.resend_ambiguous,
-            retry_failed=args.retry_failed,
-            encoding=args.encoding,
-            column=args.column,
-            allow_invalid=args.allow_invalid,
-            media=args.media,
-            media_type=media_type,
-        )
+        options = campaign_options(args)
         if is_postgres_url(args.journal):
             raise InputError(
                 "a Postgres journal is run by workers: add --enqueue, then run "

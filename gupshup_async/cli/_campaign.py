@@ -28,7 +28,13 @@ from .._messages import Message
 from .._verdict import account_code, refuses_credentials, says_nothing_about_recipient
 from ..journal import Journal
 from ..webhooks.reconcile import callback_key
-from ._inputs import check_distinct_paths, check_journal_path, check_results_path, file_digest
+from ._inputs import (
+    check_base_url_input,
+    check_distinct_paths,
+    check_journal_path,
+    check_results_path,
+    file_digest,
+)
 from ._latency import LatencyHistogram
 from ._progress import ProgressDisplay, Throttling
 from ._recipients_file import inspect_recipients
@@ -76,6 +82,7 @@ class CampaignOptions:
     allow_invalid: bool = False
     media: Path | None = None  # uploaded once before sending; `message` holds its placeholder id
     media_type: str | None = None
+    allow_insecure_http: bool = False  # plain http to a host that is not loopback
 
 
 @dataclass
@@ -205,6 +212,8 @@ async def run_campaign(
         column=options.column,
         allow_invalid=options.allow_invalid,
     )
+    if client is None:
+        check_base_url_input(options.base_url, allow_insecure_http=options.allow_insecure_http)
     check_distinct_paths(
         {"--journal": options.journal, "--results": options.results},
         {"recipients file": options.recipients, "media file": options.media},
@@ -247,17 +256,7 @@ async def run_campaign(
             journal.requeue_failed()
         async with contextlib.AsyncExitStack() as clients:
             if client is None:
-                assert options.app_id is not None
-                assert options.token is not None
-                client = await clients.enter_async_context(
-                    AsyncGupshupClient(
-                        options.app_id,
-                        options.token,
-                        base_url=options.base_url,
-                        timeout=options.timeout,
-                        max_retries=options.max_retries,
-                    )
-                )
+                client = await clients.enter_async_context(open_client(options))
             if options.media is not None and journal.counts().get("pending", 0):
                 options = await _with_uploaded_media(options, client)
             report = await _send_pending(options, client, journal, display, resumed)
@@ -267,6 +266,20 @@ async def run_campaign(
             report.results = options.results
         return report
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack never swallows
+
+
+def open_client(options: CampaignOptions) -> AsyncGupshupClient:
+    """The client a campaign sends with, built from its options (nothing is connected yet)."""
+    assert options.app_id is not None
+    assert options.token is not None
+    return AsyncGupshupClient(
+        options.app_id,
+        options.token,
+        base_url=options.base_url,
+        timeout=options.timeout,
+        max_retries=options.max_retries,
+        allow_insecure_http=options.allow_insecure_http,
+    )
 
 
 async def _with_uploaded_media(

@@ -18,6 +18,7 @@ import pydantic
 from .._media import Audio, Document, Image, Sticker, Video
 from .._media_upload import check_media
 from .._messages import MESSAGE_TYPES, Message, Text, message_from_wire
+from .._settings import check_base_url
 
 #: Top-level fields a message file may hold besides `type` and the type's own object.
 ENVELOPE_FIELDS = frozenset({"messaging_product", "recipient_type"})
@@ -25,6 +26,8 @@ ENVELOPE_FIELDS = frozenset({"messaging_product", "recipient_type"})
 REFUSED_FIELDS = {
     "to": "the numbers come from RECIPIENTS, not from the message file",
     "context": "a reply quotes one conversation's message; a campaign goes to everybody",
+    "biz_opaque_callback_data": "the campaign sets its own on every send (its tag and the "
+    "recipient's row), so that delivery webhooks find the recipient",
 }
 
 
@@ -145,6 +148,27 @@ def _json_kind(value: Any) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def check_base_url_input(base_url: str, *, allow_insecure_http: bool) -> None:
+    """The API base URL as the client will check it, refused before anything is written.
+
+    Plain http to a host that is not loopback sends the token in clear text: refused unless
+    `--allow-insecure-http` says the operator means it.
+    """
+    try:
+        check_base_url(base_url, allow_insecure_http=True)  # every other problem, its own words
+    except ValueError as exc:
+        raise InputError(f"--base-url (or $GUPSHUP_BASE_URL): {exc}") from None
+    if allow_insecure_http:
+        return
+    try:
+        check_base_url(base_url)
+    except ValueError:
+        raise InputError(
+            f"--base-url {base_url} would send the token unencrypted to a host that is not "
+            "loopback: use https://, or add --allow-insecure-http if you mean it"
+        ) from None
 
 
 def file_digest(path: Path) -> str:

@@ -6,7 +6,8 @@ The layout is decided once, from the start of the file, before anything is sent:
   none of them is one number per line; a UTF-8 BOM is dropped;
 - the phone column is `--column` (a header name or a 1-based number), else the first header found
   in `PHONE_HEADERS`, compared without case, spaces or punctuation ("Mobile No.", "WhatsApp
-  Number", "msisdn"...); a file whose first row holds a number has no header, and its phone
+  Number", "msisdn"...); a name that two columns share is refused for the phone column (give
+  its position); a file whose first row holds a number has no header, and its phone
   column is the first one holding a number;
 - the whole file is then read once: it must decode (`--encoding`), hold at least one number, and
   hold no number in Excel's scientific notation (`9.19876543E+11`: digits already lost);
@@ -250,19 +251,34 @@ def _find_column(
                 )
             return header, index
         if header is not None and header_key(column) in keys:
-            return header, keys.index(header_key(column))
+            return header, _only_column(path, cells, keys.index(header_key(column)))
         raise InputError(f"--column {column}: no such header in {path}; headers seen: {seen}")
     if header is None:
         return None, next(i for i, cell in enumerate(cells) if _is_number(cell))
     for name in PHONE_HEADERS:
         if name in keys:
-            return header, keys.index(name)
+            return header, _only_column(path, cells, keys.index(name))
     if len(cells) == 1:
         return header, 0
     raise InputError(
         f"no phone column in {path}: headers seen: {seen}; name it with --column NAME "
         "(or a 1-based number)"
     )
+
+
+def _only_column(path: Path, cells: list[str], index: int) -> int:
+    """`index`, unless another column has the same name (as `header_key` compares them):
+    reading the first would be a silent guess, so the position is asked for."""
+    key = header_key(cells[index])
+    same = [i + 1 for i, cell in enumerate(cells) if header_key(cell) == key]
+    if len(same) > 1:
+        positions = ", ".join(map(str, same))
+        raise InputError(
+            f"the phone column {cells[index]!r} appears {len(same)} times in {path} (columns "
+            f"{positions}); give the one to read by position: --column N (e.g. --column "
+            f"{same[0]})"
+        )
+    return index
 
 
 def _single_column_header(path: Path, first: str, column: str | None) -> tuple[str, ...] | None:

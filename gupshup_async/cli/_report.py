@@ -139,12 +139,22 @@ def write_failures(journal: DeliveryJournal, path: Path) -> int:
 
 def add_report_parser(commands: Any) -> None:
     """Add `report` to the console script's subcommands."""
+    from ._worker import DATABASE_URL_ENV
+
     report = commands.add_parser(
         "report",
         help="the delivery funnel of a campaign journal (or a Postgres journal's counts)",
+        description="The delivery funnel of a campaign's SQLite journal, or the counts of the "
+        f"campaigns in Postgres. Without JOURNAL the Postgres URL is read from "
+        f"${DATABASE_URL_ENV}: a password on the command line shows in `ps`.",
     )
     report.add_argument(
-        "journal", metavar="JOURNAL", help="the campaign's --journal file, or a postgresql:// URL"
+        "journal",
+        metavar="JOURNAL",
+        nargs="?",
+        default=None,
+        help=f"the campaign's --journal file, or a postgresql:// URL (default: "
+        f"${DATABASE_URL_ENV})",
     )
     report.add_argument(
         "--campaign", type=int, default=None, help="Postgres: only this campaign's counts"
@@ -158,13 +168,21 @@ def add_report_parser(commands: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Print the report of `args.journal`; exit 2 when it does not exist."""
-    from ._worker import is_postgres_url, report_postgres
+    from ._inputs import InputError
+    from ._worker import database_url, is_postgres_url, report_postgres
 
-    if is_postgres_url(args.journal):
+    if args.journal is None or is_postgres_url(args.journal):
+        try:
+            url = database_url(
+                args.journal, flag="JOURNAL", wanted="a journal file or a postgresql:// URL"
+            )
+        except InputError as problem:
+            print(f"gupshup-async: error: {problem}", file=sys.stderr)
+            return 2
         if args.failures is not None:
             print("gupshup-async: error: --failures reads a SQLite journal", file=sys.stderr)
             return 2
-        return report_postgres(args.journal, args.campaign, args.json)
+        return report_postgres(url, args.campaign, args.json)
     args.journal = Path(args.journal)
     if not args.journal.is_file():
         print(f"gupshup-async: error: journal {args.journal} does not exist", file=sys.stderr)

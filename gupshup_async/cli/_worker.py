@@ -17,15 +17,18 @@ import os
 import re
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._client import check_app_id
 from ._campaign import message_digest
-from ._inputs import InputError, file_digest, load_message
+from ._inputs import InputError, check_base_url_input, file_digest, load_message
 from ._recipients_file import RecipientsFile, inspect_recipients
 
 DATABASE_URL_ENV = "GUPSHUP_DATABASE_URL"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+if TYPE_CHECKING:
+    from .._scaleout import Worker
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -64,15 +67,26 @@ def add_worker_parser(commands: Any) -> None:
     worker.add_argument(
         "--exit-when-idle", action="store_true", help="stop once no campaign is ready"
     )
+    worker.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="run campaigns whose base URL is plain http:// to a host that is not loopback: "
+        "their tokens then travel unencrypted (without it such a campaign is stopped, "
+        "naming why)",
+    )
 
 
-def database_url(given: str | None) -> str:
-    """The Postgres URL from the flag or the environment; `InputError` when neither is one."""
+def database_url(
+    given: str | None, *, flag: str = "--journal", wanted: str = "a postgresql:// URL"
+) -> str:
+    """The Postgres URL from the command line (`flag`) or else $GUPSHUP_DATABASE_URL, where a
+    password stays out of `ps`; `InputError` when neither is one. Never quotes the URL."""
     url = given or os.environ.get(DATABASE_URL_ENV)
     if not url:
-        raise InputError(f"give --journal postgresql://... or set ${DATABASE_URL_ENV}")
+        raise InputError(f"give {flag} ({wanted}) or set ${DATABASE_URL_ENV}")
     if not is_postgres_url(url):
-        raise InputError(f"--journal must be a postgresql:// URL here, got {url.split(':')[0]}:")
+        source = flag if given else f"${DATABASE_URL_ENV}"
+        raise InputError(f"{source} must be a postgresql:// URL here, got {url.split(':')[0]}:")
     return url
 
 
@@ -137,6 +151,8 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         if not app_id:
             raise InputError("give --app-id (or set $GUPSHUP_APP_ID)")
         check_app_id(app_id)
+        # Checked here, not first by a worker: nothing is stored that no worker should run.
+        check_base_url_input(base_url, allow_insecure_http=args.allow_insecure_http)
         token_env = args.token_env or "GUPSHUP_APP_TOKEN"
         if not _ENV_NAME.match(token_env):
             raise InputError(f"--token-env must name an environment variable, got {token_env!r}")
@@ -177,8 +193,16 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
     except InputError as problem:
         return _say(problem)
     except (psycopg.Error, RuntimeError) as failed:  # no database, or a newer schema there
-        _say(redacted(str(failed), url))
-        return 1
+        # A campaign's "journal cannot be written" (exit 4); 1 means refused credentials.
+        from . import EXIT_STORAGE
+
+        reason = " ".join(redacted(str(failed), url).split()) or type(failed).__name__
+        print(
+            f"gupshup-async: error: the Postgres journal could not be used ({reason}): "
+            "fix it and run the same command again (enqueueing twice adds nothing)",
+            file=sys.stderr,
+        )
+        return EXIT_STORAGE
     word = "enqueued" if created else "was already enqueued (nothing added)"
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     print(f"campaign {campaign} {word}: {summary}")
@@ -222,18 +246,24 @@ def run_worker(args: argparse.Namespace) -> int:
     return asyncio.run(_work(url, args))
 
 
-async def _work(url: str, args: argparse.Namespace) -> int:
-    import psycopg
-
+def worker_from_args(url: str, args: argparse.Namespace) -> Worker:
+    """The worker `gupshup-async worker` runs, from its checked arguments."""
     from .._scaleout import Worker
 
-    worker = Worker(
+    return Worker(
         url,
         lease_seconds=args.lease,
         max_apps=args.max_apps,
         name=args.name,
         tick=args.tick or None,
+        allow_insecure_http=args.allow_insecure_http,
     )
+
+
+async def _work(url: str, args: argparse.Namespace) -> int:
+    import psycopg
+
+    worker = worker_from_args(url, args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -271,8 +301,8 @@ def report_postgres(url: str, campaign: int | None, as_json: bool) -> int:
         data = asyncio.run(_report(checked_url(url), campaign))
     except (InputError, LookupError) as problem:
         return _say(problem)
-    except psycopg.Error as problem:
-        return _say(redacted(str(problem), url))
+    except psycopg.Error as problem:  # libpq's message can span lines: one line here
+        return _say(" ".join(redacted(str(problem), url).split()) or type(problem).__name__)
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
