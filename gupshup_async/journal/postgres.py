@@ -1,6 +1,7 @@
 """The campaign journal in PostgreSQL: many campaigns for many apps, shared by worker processes.
 
-Tables (created or upgraded by `PostgresStore.ensure_schema`, which `campaign --enqueue` runs):
+Tables (created or upgraded by `PostgresStore.ensure_schema`, which `campaign --enqueue`, the
+workers and `webhooks serve` run):
 
 - `gupshup_campaigns`: one row per campaign with everything a worker needs: app id, rate,
   burst, concurrency, timeout, retries, base URL, the *name* of the environment variable that
@@ -34,7 +35,7 @@ from .._bulk import BulkResult, Outcome
 from .._recipients import normalize_recipient
 from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR, final_record
 from ._pg_commits import GroupCommits, LeaseLostError
-from ._pg_schema import SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION
+from ._pg_schema import SCHEMA_LOCK, SCHEMA_VERSION, ensure_schema
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -113,22 +114,7 @@ class PostgresStore:
 
     async def ensure_schema(self) -> None:
         """Create the tables, or upgrade them to `SCHEMA_VERSION`; safe to run concurrently."""
-        async with self._reader.transaction():
-            await self._reader.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            for statement in SCHEMA:
-                await self._reader.execute(statement)
-            cursor = await self._reader.execute("SELECT max(version) FROM gupshup_schema")
-            row = await cursor.fetchone()
-            version = row[0] if row else None
-            if version is None:
-                await self._reader.execute(
-                    "INSERT INTO gupshup_schema (version) VALUES (%s)", (SCHEMA_VERSION,)
-                )
-            elif version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"the database's journal schema is version {version}, newer than this "
-                    f"gupshup-async's {SCHEMA_VERSION}: upgrade gupshup-async"
-                )
+        await ensure_schema(self._reader)
 
     async def enqueue(self, spec: CampaignSpec, recipients: Iterable[str]) -> tuple[int, bool]:
         """Store a campaign and all its recipients in one transaction; (id, True when new).

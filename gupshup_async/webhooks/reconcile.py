@@ -22,7 +22,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..journal._sqlite_delivery import DeliveryRecords, EventRow
+from ..journal._delivery_rules import EventRow
+from ..journal._sqlite_delivery import DeliveryRecords
 from .events import InboundMessage, StatusEvent, WebhookEvent
 
 #: A status's place in the funnel; a recipient's status only moves to a higher rank.
