@@ -87,6 +87,8 @@ UPGRADES: dict[int, list[str]] = {
             failure_title TEXT,
             PRIMARY KEY (campaign, idx)
         )""",
+        "CREATE INDEX IF NOT EXISTS gupshup_deliveries_message_id "
+        "ON gupshup_deliveries (message_id) WHERE message_id IS NOT NULL",
         """CREATE TABLE IF NOT EXISTS gupshup_webhook_events (
             key        TEXT PRIMARY KEY,
             kind       TEXT NOT NULL,

@@ -12,6 +12,8 @@ workers and `webhooks serve` run):
   invalid and duplicate, decided when the campaign is enqueued.
 - `gupshup_app_leases`: which worker sends for an app, and until when; `gupshup_workers`: the
   live workers, for a fair share of the apps (`journal/leases.py`).
+- `gupshup_deliveries` and `gupshup_webhook_events`: delivery truth from the status webhooks
+  (`_pg_delivery`); each send carries `gp:<campaign>:<tag>:<row>` as its callback data.
 
 The rules are SQLite's: `mark_sending` returns once its mark is committed; every mark and final
 state queued during one event-loop turn (and while the previous commit is on the wire) shares
@@ -284,6 +286,8 @@ class PostgresJournal:
         self.campaign = campaign
         self.app_id = app_id
         self.worker = worker
+        #: Digits -> row of the recipients `pending()` handed out and no send has tagged yet.
+        self._rows: dict[str, int] = {}
 
     async def mark_sending(self, digits: str) -> None:
         """Mark `digits` as being sent; returns once the mark is committed.
@@ -349,16 +353,34 @@ class PostgresJournal:
         last = -1
         while True:
             cursor = await self.store.reader.execute(
-                "SELECT idx, recipient FROM gupshup_recipients "
+                "SELECT idx, recipient, digits FROM gupshup_recipients "
                 "WHERE campaign = %s AND state = 'pending' AND idx > %s ORDER BY idx LIMIT %s",
                 (self.campaign, last, chunk),
             )
             rows = await cursor.fetchall()
             if not rows:
                 return
-            for idx, recipient in rows:
+            for idx, recipient, digits in rows:
                 last = idx
+                self._rows[digits] = idx
                 yield recipient
+
+    async def callback_tag(self) -> str:
+        """The campaign's random callback tag (made when it was enqueued)."""
+        cursor = await self.store.reader.execute(
+            "SELECT callback_tag FROM gupshup_campaigns WHERE id = %s", (self.campaign,)
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise CampaignNotFoundError(f"no campaign {self.campaign} in this database")
+        return str(row[0])
+
+    def take_row(self, recipient: str) -> int | None:
+        """The row of a recipient `pending()` handed out, once (for its send's callback key)."""
+        try:
+            return self._rows.pop(normalize_recipient(recipient), None)
+        except ValueError:
+            return None
 
     async def counts(self) -> dict[str, int]:
         """How many recipients are in each state."""
