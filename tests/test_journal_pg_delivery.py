@@ -202,7 +202,8 @@ async def test_callback_data_settles_an_ambiguous_send_of_its_campaign_only(
     assert (row, journal.take_row(NUMBERS[3])) == (3, None)  # handed out once
     await _finish(journal, NUMBERS[3], "ambiguous", None)
     key = postgres_callback_key(journal.campaign, tag, 3)
-    assert key == f"gp:{journal.campaign}:{tag}:3" and len(tag) == 12
+    assert key == f"gp:{journal.campaign}:{tag}:3"
+    assert len(tag) == 12
     wrong_tag = postgres_callback_key(journal.campaign, "0" * 12, 4)
     wrong_campaign = postgres_callback_key(other.campaign, tag, 3)
     await _deliver(
@@ -252,7 +253,9 @@ async def test_two_receivers_storing_the_same_events_at_once_apply_each_once(
             for batch in batches:
                 events = [event for body in batch for event in parse_events(body)]
                 fresh = await receiver.store_events(event_rows(events))
-                new += [row.key for row, is_new in zip(event_rows(events), fresh) if is_new]
+                new += [
+                    row.key for row, is_new in zip(event_rows(events), fresh, strict=True) if is_new
+                ]
             return new
 
         first, second = await asyncio.gather(
