@@ -23,10 +23,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 from ._delivery_rules import FORWARD_ONLY, EventRow, first_of_each_key, furthest, match_targets
+from ._pg_schema import ensure_schema
 
 #: (campaign, idx): a recipient of the Postgres journal.
 Recipient = tuple[int, int]
@@ -269,3 +271,61 @@ def _clean(row: EventRow) -> EventRow:
         campaign=row.campaign,
         tag=_text(row.tag),
     )
+
+
+def safe_url(url: str) -> str:
+    """`url` with its password (if any) shown as `***`: for logs, reprs and messages."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "postgresql://(unreadable URL, not shown)"
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class DeliveryDatabase:
+    """A webhook receiver's handle on a Postgres journal, on a connection of its own.
+
+    Connected when first used (creating or upgrading the schema: a receiver may start before
+    any campaign is enqueued), and again after the connection broke: a receiver outlives a
+    database restart, answering 503 (Gupshup retries) meanwhile. One caller at a time.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._db: psycopg.AsyncConnection[Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"DeliveryDatabase({safe_url(self._url)!r})"
+
+    async def delivery(self) -> PostgresDelivery:
+        """The delivery store on a live connection (connecting if needed)."""
+        if self._db is None or self._db.closed or self._db.broken:
+            if self._db is not None:
+                await self._db.close()
+            self._db = None
+            try:
+                db = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+            except psycopg.Error as failed:
+                password = urlsplit(self._url).password if "://" in self._url else None
+                text = str(failed).replace(password, "***") if password else str(failed)
+                raise psycopg.OperationalError(
+                    f"cannot connect to {safe_url(self._url)}: {text}"
+                ) from None
+            try:
+                await ensure_schema(db)
+            except BaseException:
+                await db.close()
+                raise
+            self._db = db
+        return PostgresDelivery(self._db)
+
+    async def aclose(self) -> None:
+        """Close the connection (every write here is committed as it is made)."""
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
