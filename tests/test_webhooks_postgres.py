@@ -1,0 +1,135 @@
+"""End to end on Postgres, in processes: campaigns enqueued, a worker sending to the mock with
+webhooks on, `webhooks serve --journal postgresql://...` storing them, then `report --json`
+equals the mock's plan; two receivers on one database apply each event once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from gupshup_async.mock import DeliveryPlan, FaultPlan, MockGupshupServer
+from tests.test_webhooks_end_to_end import (
+    PLAN,
+    SECRET,
+    Receiver,
+    _env,
+    _free_port,
+    _mock,
+    _recipients,
+)
+
+TOKEN_VAR = "PG_HOOKS_TOKEN"
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "gupshup_async", *args], env=env,
+                          capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _send(mock: MockGupshupServer, database_url: str, recipients: Path) -> None:
+    env = _env(**{TOKEN_VAR: mock.token, "GUPSHUP_DATABASE_URL": database_url})
+    _cli(env, "campaign", str(recipients), "--app-id", mock.app_id, "--token-env", TOKEN_VAR,
+         "--rate", "2000", "--timeout", "2", "--text", "hello", "--base-url", mock.base_url,
+         "--enqueue")  # fmt: skip
+    _cli(env, "worker", "--lease", "5", "--exit-when-idle")
+
+
+def _report(database_url: str, *extra: str) -> dict[str, Any]:
+    return dict(json.loads(_cli(_env(), "report", database_url, "--json", *extra)))
+
+
+def _ambiguous(database_url: str) -> set[str]:
+    with psycopg.connect(database_url) as db:
+        rows = db.execute("SELECT digits FROM gupshup_recipients WHERE state = 'ambiguous'")
+        return {row[0] for row in rows.fetchall()}
+
+
+def test_a_worker_campaign_with_webhooks_reports_the_mocks_plan(
+    database_url: str, tmp_path: Path
+) -> None:
+    receiver = Receiver(database_url, _free_port())  # type: ignore[arg-type]
+    receiver.start()
+    try:
+        recipients = tmp_path / "to.csv"
+        _recipients(recipients, 250)
+        faults = FaultPlan(
+            seed=3, rates={"drop_after": 0.03, "no_message_id": 0.02, "drop_before": 0.01}
+        )
+        with _mock(faults=faults, webhook_url=receiver.url, delivery=PLAN,
+                   webhook_headers={"X-Hook-Token": SECRET}) as mock:  # fmt: skip
+            _send(mock, database_url, recipients)
+            mock.wait_for_webhooks(60)
+            assert mock.webhooks is not None
+            assert mock.webhooks.gave_up == 0
+            accepted = set(mock.recorder.accepted)
+        report = _report(database_url)
+        ambiguous = _ambiguous(database_url)
+        settled = ambiguous & accepted  # each one by its callback data: no message id known
+        expected = {"recipients": 250, **PLAN.expected_funnel((accepted - ambiguous) | settled)}
+        expected["ambiguous_settled"] = len(settled)
+        expected["ambiguous_unsettled"] = len(ambiguous) - len(settled)
+        assert len(settled) >= 5  # the faults made some
+        [campaign] = report["campaigns"]
+        for funnel in (report["delivery"], campaign["delivery"]):
+            assert {key: funnel[key] for key in expected} == expected
+        assert report["delivery"]["unmatched_events"] == 0
+        with psycopg.connect(database_url) as db:
+            stored = db.execute("SELECT count(*) FROM gupshup_webhook_events").fetchone()
+        assert stored == (sum(len(PLAN.statuses(to)) for to in accepted),)
+        # The failures file: every failed status and every unsettled send, campaign first.
+        failures = tmp_path / "failures.csv"
+        _cli(_env(), "report", database_url, "--failures", str(failures))
+        lines = failures.read_text().splitlines()
+        assert lines[0].startswith("campaign,recipient,state,message_id,delivery,failure_code")
+        assert len(lines) - 1 == expected["failed"] + expected["ambiguous_unsettled"]
+    finally:
+        assert "new events" in receiver.stop()
+
+
+def test_two_receivers_given_the_same_events_apply_each_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The database's campaign: 60 recipients sent with known message ids.
+    plan = DeliveryPlan(seed=5, failures={131026: 0.2}, read_share=0.5)
+    numbers = [f"9172{i:08d}" for i in range(60)]
+    recipients = tmp_path / "to.csv"
+    recipients.write_text("phone\n" + "\n".join(numbers) + "\n")
+    with _mock() as mock:
+        _send(mock, database_url, recipients)
+        ids = {message.to: message.id for message in mock.recorder.messages}
+
+    def status(to: str, word: str, k: int) -> dict[str, Any]:
+        item: dict[str, Any] = {"gs_id": ids[to], "status": word, "timestamp": 1710941393 + k}
+        if word == "failed":
+            item["errors"] = [{"code": plan.fate(to)[1], "title": "Message undeliverable"}]
+        return {"entry": [{"changes": [{"field": "messages", "value": {"statuses": [item]}}]}]}
+
+    bodies = [status(to, word, k) for to in numbers for k, word in enumerate(plan.statuses(to))]
+    receivers = [Receiver(database_url, _free_port()) for _ in range(2)]  # type: ignore[arg-type]
+    for receiver in receivers:
+        receiver.start()
+    try:
+
+        def post_all(receiver: Receiver) -> list[int]:
+            with httpx.Client(headers={"X-Hook-Token": SECRET}) as client:
+                return [client.post(receiver.url, json=body).status_code for body in bodies]
+
+        with ThreadPoolExecutor(4) as pool:  # each receiver gets every event, twice
+            answers = list(pool.map(post_all, receivers * 2))
+    finally:
+        outputs = [receiver.stop() for receiver in receivers]
+    assert answers == [[200] * len(bodies)] * 4
+    new = [int(out.split("Stopped: ")[1].split(" new events")[0]) for out in outputs]
+    assert sum(new) == len(bodies)  # each event new exactly once, whichever receiver had it
+    report = _report(database_url)
+    assert {key: report["delivery"][key] for key in ("accepted", "sent", "delivered", "read",
+            "failed", "failed_by_code")} == plan.expected_funnel(numbers)  # fmt: skip
