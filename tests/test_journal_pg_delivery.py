@@ -277,3 +277,39 @@ async def test_text_postgres_cannot_hold_does_not_refuse_a_batch(
     assert fresh == [True]
     row = await _row(store, journal.campaign, NUMBERS[0])
     assert row[2:] == ("failed", 1710941393.0, None, "bad\ufffdtitle")
+
+
+async def test_a_version_1_database_is_upgraded_in_place(database_url: str) -> None:
+    from gupshup_async.journal._pg_schema import SCHEMA
+
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as db:
+        for statement in SCHEMA:  # what version 1 created, with a campaign already sent
+            await db.execute(statement)
+        await db.execute("INSERT INTO gupshup_schema (version) VALUES (1)")
+        await db.execute(
+            "INSERT INTO gupshup_campaigns (app_id, base_url, token_env, message, concurrency, "
+            "timeout, max_retries, message_sha256, recipients_sha256) "
+            "VALUES ('app-1', 'http://127.0.0.1:9', 'T', '{}', 1, 1, 0, 'm', 'r')"
+        )
+        await db.execute(
+            "INSERT INTO gupshup_recipients (campaign, idx, recipient, digits, state, result) "
+            "VALUES (1, 0, %s, %s, 'sent', %s)",
+            (NUMBERS[0], NUMBERS[0], '{"messages": [{"id": "gs-old"}]}'),
+        )
+    async with await PostgresStore.connect(database_url) as store:
+        await store.ensure_schema()
+        await store.ensure_schema()  # once upgraded, nothing more to do
+        cursor = await store.reader.execute("SELECT max(version) FROM gupshup_schema")
+        assert await cursor.fetchone() == (2,)
+        tag = await store.journal(1, "app-1").callback_tag()
+        assert len(tag) == 12
+        delivery = PostgresDelivery(store.reader)
+        assert await _deliver(delivery, _status("gs-old", "read")) == [True]
+        assert await _row(store, 1, NUMBERS[0]) == (
+            "sent",
+            "gs-old",
+            "read",
+            1710941393.0,
+            None,
+            None,
+        )

@@ -4,7 +4,9 @@ equals the mock's plan; two receivers on one database apply each event once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +15,10 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 
 from gupshup_async.mock import DeliveryPlan, FaultPlan, MockGupshupServer
+from gupshup_async.webhooks import WebhookReceiver
 from tests.test_webhooks_end_to_end import (
     PLAN,
     SECRET,
@@ -133,3 +137,110 @@ def test_two_receivers_given_the_same_events_apply_each_once(
     report = _report(database_url)
     assert {key: report["delivery"][key] for key in ("accepted", "sent", "delivered", "read",
             "failed", "failed_by_code")} == plan.expected_funnel(numbers)  # fmt: skip
+
+
+# ---------------------------------------------------------------- the receiver in-process
+
+
+def _body(*statuses: tuple[str, str]) -> dict[str, Any]:
+    items = [{"gs_id": gs, "status": word, "timestamp": 1710941393} for gs, word in statuses]
+    return {"entry": [{"changes": [{"field": "messages", "value": {"statuses": items}}]}]}
+
+
+def _client(receiver: WebhookReceiver) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=receiver, client=("127.0.0.1", 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://receiver")
+
+
+async def _stored(database_url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(database_url) as db:
+        cursor = await db.execute("SELECT count(*) FROM gupshup_webhook_events")
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_the_receiver_commits_to_postgres_before_it_answers(database_url: str) -> None:
+    receiver = WebhookReceiver(journal=database_url, secret=SECRET)
+    headers = {"X-Webhook-Secret": SECRET}
+    try:
+        async with _client(receiver) as http:
+            first = await http.post("/", json=_body(("gs-1", "sent")), headers=headers)
+            assert first.status_code == 200
+            assert await _stored(database_url) == 1  # committed before the 200
+            both = await asyncio.gather(
+                *(http.post("/", json=_body(("gs-1", "sent"), (f"gs-{i}", "read")), headers=headers)
+                  for i in range(2, 12))
+            )  # fmt: skip
+    finally:
+        await receiver.aclose()
+    assert [answer.status_code for answer in both] == [200] * 10
+    assert receiver.stats == {"accepted": 11, "events": 11, "duplicates": 10, "refused": 0}
+    assert await _stored(database_url) == 11
+
+
+async def test_the_receiver_answers_503_while_its_connection_is_cut_then_recovers(
+    database_url: str,
+) -> None:
+    receiver = WebhookReceiver(journal=database_url, secret=SECRET)
+    headers = {"X-Webhook-Secret": SECRET}
+    try:
+        async with _client(receiver) as http:
+            assert (
+                await http.post("/", json=_body(("gs-1", "sent")), headers=headers)
+            ).status_code == 200
+            async with await psycopg.AsyncConnection.connect(
+                database_url, autocommit=True
+            ) as admin:
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            cut = await http.post("/", json=_body(("gs-2", "sent")), headers=headers)
+            again = await http.post("/", json=_body(("gs-2", "sent")), headers=headers)
+    finally:
+        await receiver.aclose()
+    assert (cut.status_code, again.status_code) == (503, 200)  # Gupshup retries the 503
+    assert await _stored(database_url) == 2
+
+
+async def test_a_postgres_receiver_never_shows_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = "postgresql://hooks:pa55w0rd-x@127.0.0.1:1/journal"
+    receiver = WebhookReceiver(journal=url, secret=SECRET)
+    try:
+        async with _client(receiver) as http:
+            answer = await http.post(
+                "/", json=_body(("gs-1", "sent")), headers={"X-Webhook-Secret": SECRET}
+            )
+    finally:
+        await receiver.aclose()
+    assert answer.status_code == 503
+    assert "hooks:***@127.0.0.1:1" in repr(receiver)
+    assert "cannot connect to postgresql://hooks:***@127.0.0.1:1/journal" in caplog.text
+    assert "pa55w0rd" not in repr(receiver) + caplog.text
+
+
+def test_serve_takes_the_database_from_the_environment_and_says_when_it_is_down(
+    database_url: str,
+) -> None:
+    port = _free_port()
+    serve = [sys.executable, "-m", "gupshup_async", "webhooks", "serve", "--port", str(port),
+             "--allow-ip", "127.0.0.1/32"]  # fmt: skip
+    down = subprocess.run(serve, env=_env(GUPSHUP_DATABASE_URL="postgresql://u:pa55w0rd-x@127.0.0.1:1/x"),
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert down.returncode == 1
+    assert "cannot connect to postgresql://u:***@127.0.0.1:1/x" in down.stderr
+    assert "pa55w0rd" not in down.stderr + down.stdout
+    process = subprocess.Popen(serve, env=_env(GUPSHUP_DATABASE_URL=database_url),
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert f"http://127.0.0.1:{port}/ into postgresql://" in process.stdout.readline()
+        answer = httpx.post(f"http://127.0.0.1:{port}/", json=_body(("gs-9", "read")))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert answer.status_code == 200
+    assert _report(database_url)["delivery"]["unmatched_events"] == 1
