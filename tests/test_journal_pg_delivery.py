@@ -13,27 +13,12 @@ import pytest
 
 from gupshup_async import Outcome
 from gupshup_async.journal._pg_delivery import PostgresDelivery
-from gupshup_async.journal.postgres import CampaignSpec, PostgresJournal, PostgresStore
+from gupshup_async.journal.postgres import PostgresJournal, PostgresStore
 from gupshup_async.webhooks import parse_events
 from gupshup_async.webhooks.reconcile import event_rows, postgres_callback_key, postgres_hint
+from tests.test_journal_postgres import _spec
 
 NUMBERS = [f"9170000000{i:02d}" for i in range(40)]
-
-
-def _spec(app_id: str = "app-1") -> CampaignSpec:
-    return CampaignSpec(
-        app_id=app_id,
-        message={"type": "text", "text": {"body": "hi"}},
-        token_env="APP_TOKEN",
-        base_url="http://127.0.0.1:9",
-        rate=80.0,
-        burst=None,
-        concurrency=8,
-        timeout=5.0,
-        max_retries=2,
-        message_sha256="m1",
-        recipients_sha256=f"r-{app_id}",
-    )
 
 
 @pytest.fixture
@@ -50,7 +35,7 @@ async def delivery(database_url: str) -> AsyncIterator[PostgresDelivery]:
 
 
 async def _campaign(store: PostgresStore, app_id: str = "app-1") -> PostgresJournal:
-    campaign, _ = await store.enqueue(_spec(app_id), NUMBERS)
+    campaign, _ = await store.enqueue(_spec(app_id, recipients_sha256=f"r-{app_id}"), NUMBERS)
     return store.journal(campaign, app_id)
 
 
