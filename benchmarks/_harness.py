@@ -65,10 +65,14 @@ def mock_process(*extra: str) -> Iterator[str]:
         process.wait(timeout=15)
 
 
-def run_worker(module: str, *args: str) -> dict[str, Any]:
-    """Run `python -m module args` pinned to the client core; its last line is a JSON result."""
+def run_worker(module: str, *args: str, cwd: Path | None = None) -> dict[str, Any]:
+    """Run `python -m module args` pinned to the client core; its last line is a JSON result.
+
+    `cwd` runs it in another checkout (`-m` imports from the working directory first), so an
+    older commit's code is measured in the same run as this one.
+    """
     command = pinned([sys.executable, "-m", module, *args], CLIENT_CORE)
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
     if done.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stderr}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -2,6 +2,7 @@
 
     python -m benchmarks.bulk            # about 6 minutes on 2 cores
     python -m benchmarks.bulk --quick    # one repetition, shorter runs
+    python -m benchmarks.bulk --baseline /tmp/before   # also an older checkout, same run
 
 The mock runs in its own uvicorn process pinned to core 1; every measurement runs in a fresh
 client process pinned to core 0 (clean peak RSS, no state carried over), after a warm-up that
@@ -265,17 +266,28 @@ def _worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def _measure_in_subprocess(variant: str, base_url: str, seconds: float) -> dict[str, Any]:
+BASELINE = " @baseline"
+
+
+def _variant(name: str) -> tuple[str, int, float | None]:
+    """What `name` measures; a baseline row measures its variant in the baseline checkout."""
+    return VARIANTS[name.removesuffix(BASELINE)]
+
+
+def _measure_in_subprocess(
+    variant: str, base_url: str, seconds: float, baseline: Path | None
+) -> dict[str, Any]:
     arguments = [
         "--worker",
         "--variant",
-        variant,
+        variant.removesuffix(BASELINE),
         "--base-url",
         base_url,
         "--seconds",
         str(seconds),
     ]
-    return run_worker("benchmarks.bulk", *arguments)
+    cwd = baseline if variant.endswith(BASELINE) else None
+    return run_worker("benchmarks.bulk", *arguments, cwd=cwd)
 
 
 def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -296,10 +308,10 @@ def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any
             row["bound"] = measured[0]["bound"]
         table[name] = row
     for name, row in table.items():
-        concurrency = VARIANTS[name][1]
+        _, concurrency, rate = _variant(name)
         for peer in ("httpx default", "aiohttp"):
             reference = table.get(f"{peer}, c={concurrency}")
-            if reference and VARIANTS[name][2] is None:
+            if reference and rate is None:
                 row[f"vs {peer}"] = row["rate"] / reference["rate"]
     return table
 
@@ -327,7 +339,7 @@ def _markdown(table: dict[str, dict[str, Any]], repeats: int) -> str:
             "|---|---:|---:|---:|---:|---:|",
         ]
         for name, row in paced.items():
-            rate = VARIANTS[name][2] or 0.0
+            rate = _variant(name)[2] or 0.0
             lines.append(
                 f"| {name} | {rate:.0f} | {row['achieved_rate']:.1f} "
                 f"| {100 * (row['achieved_rate'] / rate - 1):+.1f}% | {row['max_1s_window']} "
@@ -348,7 +360,7 @@ def _chart(table: dict[str, dict[str, Any]], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    names = [n for n in table if VARIANTS[n][2] is None and VARIANTS[n][0] != "reference"]
+    names = [n for n in table if _variant(n)[2] is None and _variant(n)[0] != "reference"]
     rates = [table[n]["rate"] for n in names]
     errors = [
         [table[n]["rate"] - table[n]["rate_min"] for n in names],
@@ -384,6 +396,12 @@ def main() -> None:
     parser.add_argument(
         "--replot", action="store_true", help="redraw the table and chart from latest.json"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of an older commit (git worktree add DIR COMMIT): its unlimited "
+        "BulkSender variants are measured too, interleaved in the same run",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -399,13 +417,21 @@ def main() -> None:
     if args.quick:
         args.repeats, args.seconds = 1, 2.0
     names = [n for n in VARIANTS if not args.only or any(o in n for o in args.only)]
+    if args.baseline:
+        names += [
+            n + BASELINE
+            for n in list(names)
+            if VARIANTS[n][0] in ("bulk", "journal") and VARIANTS[n][2] is None
+        ]
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     with mock_process() as base_url:
         for repeat in range(args.repeats):
             order = names[repeat % len(names) :] + names[: repeat % len(names)]
             for name in order:
                 print(f"[{repeat + 1}/{args.repeats}] {name} ...", file=sys.stderr, flush=True)
-                runs[name].append(_measure_in_subprocess(name, base_url, args.seconds))
+                runs[name].append(
+                    _measure_in_subprocess(name, base_url, args.seconds, args.baseline)
+                )
     table = _summarise(runs)
     print(_markdown(table, args.repeats))
     if args.quick or args.only:

@@ -395,7 +395,8 @@ class _Run:
         failed: GupshupError | None = None
         while True:
             try:
-                await pacer.admit()
+                if not pacer.open():
+                    await pacer.admit()
             except asyncio.CancelledError:
                 self.report_unsent(index, to, digits, failed, retries, latency)
                 raise

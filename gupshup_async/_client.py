@@ -200,8 +200,11 @@ class AsyncGupshupClient:
         self._http = http_client
         self._url_text = str(self._url)
         self._wire_headers = _MaskedHeaders(headers)
+        # aiohttp's own timers cover only getting a connection (a timeout there proves the
+        # request never left); reading is bounded by the whole-attempt deadline alone, since a
+        # per-read timer would be a second timer per message that can never fire first.
         self._wire_timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
+            total=None, connect=timeout, sock_connect=timeout, sock_read=None
         )
         # The owned pool (aiohttp) belongs to the loop that first used it.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -283,22 +286,25 @@ class AsyncGupshupClient:
 
         With a `token_provider`, a 401 fetches a fresh token and posts once more.
         """
+        if self._token_provider is None:  # the hot path: no wrapper coroutine, no closure
+            self._check_usable()
+            return await self._post_attempt(body)
         return await self._with_fresh_token(lambda: self._post_attempt(body))
 
     async def _post_attempt(self, body: bytes) -> SendResult:
         """One HTTP attempt, no retry, under the whole-attempt deadline and the body cap."""
         async with bounded(self.timeout, self._timed_out):
             status, headers, content, problem = await self._exchange(body)
+        if 200 <= status < 300 and problem is None:
+            return _parse_success(status, content)
         text = decode_text(content, headers.get("content-type"))
         if 200 <= status < 300:
-            if problem is not None:
-                raise UnexpectedResponseError(
-                    f"success answer unreadable ({problem}): the message may have been accepted",
-                    status_code=status,
-                    body=text,
-                    ambiguous=True,
-                )
-            return _parse_success(status, content)
+            raise UnexpectedResponseError(
+                f"success answer unreadable ({problem}): the message may have been accepted",
+                status_code=status,
+                body=text,
+                ambiguous=True,
+            )
         raise error_from_response(status, text, retry_after=parse_retry_after(headers))
 
     async def _exchange(self, body: bytes) -> tuple[int, Mapping[str, str], bytes, str | None]:
@@ -461,7 +467,6 @@ class AsyncGupshupClient:
 
 
 def _parse_success(status: int, content: bytes) -> SendResult:
-    text = content.decode("utf-8", errors="replace")
     raw = json_object(content)
     try:
         message_id = raw["messages"][0]["id"]  # type: ignore[index]
@@ -471,7 +476,7 @@ def _parse_success(status: int, content: bytes) -> SendResult:
         raise UnexpectedResponseError(
             "success answer without a message id: the message may have been accepted",
             status_code=status,
-            body=text,
+            body=content.decode("utf-8", errors="replace"),
             ambiguous=True,
         ) from None
     assert raw is not None

@@ -65,6 +65,13 @@ class Pacer:
             return min(1.0, self.factor + max(quiet - 1.0, 0.0) * RECOVERY_PER_SECOND)
         return 1.0
 
+    def open(self) -> bool:
+        """Whether a send may go at once, without `admit()`: unlimited and not paused.
+
+        The unlimited hot path asks this instead of awaiting a coroutine per message.
+        """
+        return self.limiter is None and self.paused_until <= self.clock()
+
     async def admit(self) -> None:
         """Wait for this worker's turn: past any pause and through the bucket."""
         if self.limiter is None:
