@@ -324,6 +324,11 @@ class DeliveryDatabase:
             self._db = db
         return PostgresDelivery(self._db)
 
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open (it may still turn out broken on its next use)."""
+        return self._db is not None and not self._db.closed
+
     async def aclose(self) -> None:
         """Close the connection (every write here is committed as it is made)."""
         if self._db is not None:

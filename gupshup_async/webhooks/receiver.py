@@ -139,8 +139,9 @@ class WebhookReceiver:
                 self.journal.apply_unmatched()
             self.journal.close()
         elif self.journal is not None:
-            with contextlib.suppress(Exception):
-                await (await self.journal.delivery()).apply_unmatched()
+            if self.journal.connected:  # (never wait here for a database that is down)
+                with contextlib.suppress(Exception):
+                    await (await self.journal.delivery()).apply_unmatched()
             await self.journal.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
