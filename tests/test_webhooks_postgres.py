@@ -131,6 +131,12 @@ def test_two_receivers_given_the_same_events_apply_each_once(
     assert answers == [[200] * len(bodies)] * 4
     new = [int(out.split("Stopped: ")[1].split(" new events")[0]) for out in outputs]
     assert sum(new) == len(bodies)  # each event new exactly once, whichever receiver had it
+    text = _cli(_env(), "report", database_url).splitlines()
+    funnel = plan.expected_funnel(numbers)
+    assert text[:3] == [f"campaign 1 app {mock.app_id} done: 60 sent", "  Recipients: 60",
+                        "  Accepted by Gupshup: 60"]  # fmt: skip
+    assert "  Failures by code:" in text
+    assert any(line.split()[:2] == ["131026", str(funnel["failed"])] for line in text)
     report = _report(database_url)
     assert {key: report["delivery"][key] for key in ("accepted", "sent", "delivered", "read",
             "failed", "failed_by_code")} == plan.expected_funnel(numbers)  # fmt: skip
