@@ -185,6 +185,23 @@ class BulkSender:
         collected.sort(key=lambda pair: pair[0])
         return [result for _, result in collected]
 
+    async def run(
+        self,
+        recipients: Recipients,
+        message: MessageSource,
+        *,
+        biz_opaque_callback_data: CallbackData = None,
+    ) -> None:
+        """Send to every recipient and keep nothing: each `Outcome` reaches `on_result` only.
+
+        For journals and counters over any number of recipients: no result is held or
+        queued, so memory stays flat and a message costs least. Cancel the call to stop:
+        requests in flight finish and are reported first.
+        """
+        await self._run(
+            recipients, message, _discard, slots=None, callback=biz_opaque_callback_data
+        )
+
     async def stream(
         self,
         recipients: Recipients,
@@ -478,6 +495,10 @@ class _Run:
         """On cancellation nobody awaits the results any more: only `on_result` hears it."""
         if self.on_result is not None:
             self.on_result(self.unsent(index, to, digits, failed, attempts, latency))
+
+
+def _discard(outcome: Outcome) -> None:
+    """What `run()` does with an outcome once `on_result` has it: nothing."""
 
 
 def _status(error: GupshupError) -> Status:

@@ -110,12 +110,10 @@ def encode_body(
     context = ""
     if reply_to is not None:
         check_reply_to(reply_to)
-        context = ',"context":{"message_id":' + json.dumps(reply_to, ensure_ascii=False) + "}"
+        context = ',"context":{"message_id":' + json_string(reply_to) + "}"
     if biz_opaque_callback_data is not None:
         check_callback_data(biz_opaque_callback_data)
-        context += ',"biz_opaque_callback_data":' + json.dumps(
-            biz_opaque_callback_data, ensure_ascii=False
-        )
+        context += ',"biz_opaque_callback_data":' + json_string(biz_opaque_callback_data)
     return (
         '{"messaging_product":"whatsapp","recipient_type":"individual","to":"'
         + digits
@@ -124,6 +122,17 @@ def encode_body(
         + context
         + "}"
     ).encode()
+
+
+def json_string(value: str) -> str:
+    """`value` as a JSON string literal, as `json.dumps(value, ensure_ascii=False)` writes it.
+
+    Printable ASCII without a quote or backslash is its own JSON text, so the common id or
+    callback key skips the encoder (a bulk run encodes one per message).
+    """
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return '"' + value + '"'
+    return json.dumps(value, ensure_ascii=False)
 
 
 class AsyncGupshupClient:

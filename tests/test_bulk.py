@@ -518,3 +518,38 @@ async def test_a_stop_while_waiting_for_a_bucket_token_before_a_retry_reports_no
             await asyncio.wait_for(run, 5)
         assert server.recorder.total_attempts == 1
     assert [(o.digits, o.status, o.attempts) for o in seen] == [("910000000001", "not_sent", 1)]
+
+
+async def test_run_keeps_nothing_and_hands_every_outcome_to_on_result_exactly_once() -> None:
+    recipients = ["910000000000", *FAULT_MIX, "910000000005", "91 0000000000", "12"]
+    seen: list[g.Outcome] = []
+    async with (
+        MockGupshupServer(faults=FaultPlan(schedule=FAULT_MIX)) as server,
+        _client(server, retry_policy=g.RetryPolicy(sleep=_no_sleep)) as client,
+    ):
+        sender = g.BulkSender(client, rate=None, concurrency=3, on_result=seen.append)
+        await sender.run(recipients, g.Text(body="hi"))  # returns None: nothing is kept
+        accepted = dict(server.recorder.accepted)
+
+    assert sorted(o.index for o in seen) == list(range(len(recipients)))
+    by_index = {o.index: o.status for o in seen}
+    assert [by_index[i] for i in range(len(recipients))] == [
+        "sent", "sent", "failed", "sent", "ambiguous", "sent", "duplicate", "invalid",
+    ]  # fmt: skip
+    assert accepted == {to: 1 for to in ("910000000000", "910000000001", "910000000003",
+                                         "910000000005")}  # fmt: skip
+
+
+async def test_cancelling_run_lets_in_flight_sends_finish_and_reports_them() -> None:
+    plan = FaultPlan(latency=0.5)
+    seen: list[g.Outcome] = []
+    async with MockGupshupServer(faults=plan) as server, _client(server) as client:
+        sender = g.BulkSender(client, rate=None, concurrency=4, on_result=seen.append)
+        task = asyncio.create_task(sender.run(numbers(100), g.Text(body="hi")))
+        await asyncio.sleep(0.2)  # four requests are in flight at the mock
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert server.recorder.total_accepted == 4
+    assert sorted(o.status for o in seen) == ["sent"] * 4
+    assert {o.digits for o in seen} == {m.to for m in server.recorder.messages}

@@ -7,8 +7,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 
 import gupshup_async as g
+from gupshup_async._client import json_string
 from gupshup_async.mock import MockGupshupServer
 
 from .conftest import APP_ID, BASE_URL, SEND_URL, SUCCESS, TOKEN
@@ -58,6 +61,25 @@ async def test_reply_to_adds_context(router: respx.Router, client: g.AsyncGupshu
         "text",
         "context",
     ]
+
+
+@given(st.text(max_size=40))
+def test_json_string_writes_what_the_json_encoder_writes(value: str) -> None:
+    assert json_string(value) == json.dumps(value, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['quote " here', "back\\slash", "tab\there", "x\u2028y", "emoji \N{THUMBS UP SIGN}", "\x7f"],
+)
+async def test_reply_to_and_callback_data_are_exact_json_on_the_wire(
+    router: respx.Router, client: g.AsyncGupshupClient, value: str
+) -> None:
+    route = router.post(SEND_URL).respond(200, json=SUCCESS)
+    await client.send(TO, g.Text(body="hi"), reply_to=value, biz_opaque_callback_data=value)
+    body = json.loads(route.calls.last.request.content)
+    assert body["context"] == {"message_id": value}
+    assert body["biz_opaque_callback_data"] == value
 
 
 @pytest.mark.parametrize(
