@@ -31,6 +31,7 @@ from ._messages import Message, message_from_wire
 from ._metronome import DEFAULT_TICK, Metronome, TickedLimiter
 from .journal.leases import DEFAULT_LEASE_SECONDS, Leases
 from .journal.postgres import CampaignSpec, LeaseLostError, PostgresJournal, PostgresStore
+from .webhooks.reconcile import postgres_callback_key
 
 logger = logging.getLogger("gupshup_async.worker")
 
@@ -207,6 +208,18 @@ class _LeaseCheck:
         )
 
 
+async def _tagger(journal: PostgresJournal) -> Callable[[str], str | None]:
+    """Each send's `biz_opaque_callback_data`: campaign, its tag and the recipient's row, so a
+    status webhook settles the row even when the send's answer was lost."""
+    tag = await journal.callback_tag()
+
+    def tag_of(recipient: str) -> str | None:
+        row = journal.take_row(recipient)
+        return postgres_callback_key(journal.campaign, tag, row) if row is not None else None
+
+    return tag_of
+
+
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
@@ -357,7 +370,9 @@ class _Session:
                 ),
                 deduplicate=False,  # decided when the campaign was enqueued
             )
-            outcomes = sender.outcomes(journal.pending(), message)
+            outcomes = sender.outcomes(
+                journal.pending(), message, biz_opaque_callback_data=await _tagger(journal)
+            )
             try:
                 async with contextlib.aclosing(outcomes):
                     async for _ in outcomes:

@@ -66,7 +66,8 @@ def test_report_reads_the_url_from_the_environment_and_never_prints_its_password
     assert [(c["id"], c["app_id"], c["pending"]) for c in data["campaigns"]] == [(1, "app-a", 2)]
     as_text = _cli("report", url=url)
     assert as_text.returncode == 0, as_text.stderr
-    assert as_text.stdout == "campaign 1 app app-a ready: 2 pending\n"
+    assert as_text.stdout.splitlines()[0] == "campaign 1 app app-a ready: 2 pending"
+    assert "  Recipients: 2" in as_text.stdout.splitlines()  # the funnel follows
     for done in (as_json, as_text):
         assert password not in done.stdout + done.stderr
 

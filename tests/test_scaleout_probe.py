@@ -175,6 +175,10 @@ def test_a_report_on_a_database_without_the_tables_creates_nothing(database_url:
     assert json.loads(done.stdout) == {
         "campaigns": [], "recipients": 0, "sent": 0, "failed": 0, "ambiguous": 0,
         "pending": 0, "sending": 0,
+        "delivery": {"recipients": 0, "accepted": 0, "sent": 0, "delivered": 0, "read": 0,
+                     "failed": 0, "failed_by_code": {}, "ambiguous_settled": 0,
+                     "ambiguous_unsettled": 0, "no_status": 0, "not_accepted": {},
+                     "unmatched_events": 0},
     }  # fmt: skip
     with psycopg.connect(database_url) as db:
         assert db.execute("SELECT to_regclass('gupshup_campaigns')").fetchone() == (None,)

@@ -14,6 +14,7 @@ import pytest
 
 import gupshup_async as g
 from gupshup_async.cli._webhooks import ReceiverThread
+from gupshup_async.journal.delivery import DeliveryJournal
 from gupshup_async.mock import DeliveryPlan, MockGupshupServer
 from gupshup_async.webhooks import InboundMessage, StatusEvent, WebhookReceiver, parse_events
 
@@ -52,7 +53,7 @@ def journal_receiver(tmp_path: Path) -> Iterator[ReceiverThread]:
 
 
 def _stored(receiver: ReceiverThread) -> list[dict[str, object]]:
-    assert receiver.receiver.journal is not None
+    assert isinstance(receiver.receiver.journal, DeliveryJournal)
     with sqlite3.connect(receiver.receiver.journal.path) as db:
         return [
             json.loads(raw)

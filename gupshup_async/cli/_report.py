@@ -3,6 +3,10 @@
 Each recipient counts once, at its furthest status: a read message counts in accepted, sent,
 delivered and read; a failed one (after Gupshup accepted it) in accepted and failed only.
 Statuses that arrived before their send's answer was journaled are applied first.
+
+`J` is a campaign's SQLite file, or a Postgres database (`postgresql://...`, or
+$GUPSHUP_DATABASE_URL when `J` is left out): there, every campaign's (or `--campaign`'s) state
+counts, each with its funnel under `delivery`, and the funnel of them all under `delivery`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import csv
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +49,13 @@ _SENT_OR_BETTER = ("sent", "delivered", "read")
 def funnel(journal: DeliveryJournal) -> dict[str, Any]:
     """The report as one JSON-ready object (keys documented in the README)."""
     journal.apply_unmatched()
-    rows = journal.delivery_counts()["groups"]
+    report = funnel_of(journal.delivery_counts()["groups"])
+    report["unmatched_events"] = journal.unapplied_events()
+    return report
+
+
+def funnel_of(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """The funnel of (state, delivery, failure code, count) groups, whatever the journal."""
     total = Counter[str]()
     by_code = Counter[str]()
     not_accepted = Counter[str]()
@@ -77,7 +88,6 @@ def funnel(journal: DeliveryJournal) -> dict[str, Any]:
     report["ambiguous_unsettled"] = total["ambiguous_unsettled"]
     report["no_status"] = total["no_status"]
     report["not_accepted"] = dict(sorted(not_accepted.items()))
-    report["unmatched_events"] = journal.unapplied_events()
     return report
 
 
@@ -110,29 +120,34 @@ def render(report: dict[str, Any]) -> str:
     if report["not_accepted"]:
         parts = ", ".join(f"{state} {n}" for state, n in report["not_accepted"].items())
         lines.append(f"Not accepted: {parts}")
-    if report["unmatched_events"]:
+    if report.get("unmatched_events"):
         lines.append(f"Status events matching no recipient (yet): {report['unmatched_events']}")
     return "\n".join(lines)
 
 
 def write_failures(journal: DeliveryJournal, path: Path) -> int:
     """One CSV row per recipient that did not get the message, or may not have."""
+    return write_failure_rows(path, journal.delivery_failures())
+
+
+def write_failure_rows(
+    path: Path, rows: Iterable[Sequence[Any]], *, first: tuple[str, ...] = ()
+) -> int:
+    """Write `rows` (`first` columns, then recipient, state, message_id, delivery, failure
+    code and title, error) as CSV with each code's meaning; returns how many."""
     count = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["recipient", "state", "message_id", "delivery", "failure_code",
+        writer.writerow([*first, "recipient", "state", "message_id", "delivery", "failure_code",
                          "failure_title", "meaning", "error"])  # fmt: skip
-        for (
-            recipient,
-            state,
-            message_id,
-            delivery,
-            code,
-            title,
-            error,
-        ) in journal.delivery_failures():
+        for row in rows:
+            lead, (recipient, state, message_id, delivery, code, title, error) = (
+                row[: len(first)],
+                row[len(first) :],
+            )
             meaning = CODE_MEANINGS.get(code, "") if code is not None else ""
-            writer.writerow([recipient, state, message_id, delivery, code, title, meaning, error])
+            writer.writerow([*lead, recipient, state, message_id, delivery, code, title, meaning,
+                             error])  # fmt: skip
             count += 1
     return count
 
@@ -156,9 +171,7 @@ def add_report_parser(commands: Any) -> None:
         help=f"the campaign's --journal file, or a postgresql:// URL (default: "
         f"${DATABASE_URL_ENV})",
     )
-    report.add_argument(
-        "--campaign", type=int, default=None, help="Postgres: only this campaign's counts"
-    )
+    report.add_argument("--campaign", type=int, default=None, help="Postgres: only this campaign")
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.add_argument(
         "--failures", type=Path, default=None, metavar="CSV", help="write the failures here"
@@ -169,7 +182,8 @@ def add_report_parser(commands: Any) -> None:
 def run_report(args: argparse.Namespace) -> int:
     """Print the report of `args.journal`; exit 2 when it does not exist."""
     from ._inputs import InputError
-    from ._worker import database_url, is_postgres_url, report_postgres
+    from ._report_postgres import report_postgres
+    from ._worker import database_url, is_postgres_url
 
     if args.journal is None or is_postgres_url(args.journal):
         try:
@@ -179,10 +193,7 @@ def run_report(args: argparse.Namespace) -> int:
         except InputError as problem:
             print(f"gupshup-async: error: {problem}", file=sys.stderr)
             return 2
-        if args.failures is not None:
-            print("gupshup-async: error: --failures reads a SQLite journal", file=sys.stderr)
-            return 2
-        return report_postgres(url, args.campaign, args.json)
+        return report_postgres(url, args.campaign, args.json, args.failures)
     args.journal = Path(args.journal)
     if not args.journal.is_file():
         print(f"gupshup-async: error: journal {args.journal} does not exist", file=sys.stderr)

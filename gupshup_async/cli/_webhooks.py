@@ -3,7 +3,9 @@
 Long-running on purpose: statuses trickle in for days and read receipts come late. The secret
 comes from an environment variable (`--secret-env NAME`), never from a flag; without one the
 command refuses to start unless an IP allowlist is given. Stop it with Ctrl-C or SIGTERM:
-pending commits finish first.
+pending commits finish first. The journal is a campaign's SQLite file, or the Postgres database
+the workers send from (`--journal postgresql://...` or $GUPSHUP_DATABASE_URL); several
+receivers may serve one database at once.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ def add_webhooks_parser(commands: Any) -> None:
         help="store callbacks in a campaign journal and reconcile its delivery statuses",
         description="Answer Gupshup's v3 callbacks (POST), store them in the journal, then 200.",
     )
-    serve.add_argument("--journal", required=True, type=str, help="the campaign's journal file")
+    serve.add_argument(
+        "--journal",
+        default=None,
+        type=str,
+        help="the campaign's journal file, or a postgresql:// URL (or $GUPSHUP_DATABASE_URL)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"(default {DEFAULT_PORT})")
     serve.add_argument("--path", default="/", help="the path Gupshup posts to (default /)")
@@ -90,6 +97,42 @@ def _usage(problem: str) -> int:
     return 2
 
 
+class _UnreachableError(Exception):
+    """The Postgres journal does not answer (or holds a newer schema): exit 1, not usage."""
+
+
+def _journal(given: str | None) -> tuple[str, str]:
+    """(the journal, how to show it): a file, or a Postgres URL whose database answers (its
+    schema made or upgraded here). `InputError` on bad usage, `_UnreachableError` else."""
+    from ._inputs import InputError
+    from ._worker import DATABASE_URL_ENV, _driver_missing, checked_url, is_postgres_url, redacted
+
+    journal = given or os.environ.get(DATABASE_URL_ENV)
+    if not journal:
+        raise InputError(
+            f"give --journal FILE or --journal postgresql://... (or set ${DATABASE_URL_ENV})"
+        )
+    if not is_postgres_url(journal):
+        return journal, journal
+    if _driver_missing():
+        raise InputError("no Postgres driver")
+    checked_url(journal)
+    from ..journal._pg_delivery import DeliveryDatabase, safe_url
+
+    async def reachable() -> None:
+        database = DeliveryDatabase(journal)
+        try:
+            await database.delivery()
+        finally:
+            await database.aclose()
+
+    try:
+        asyncio.run(reachable())
+    except Exception as failed:  # no database, or a newer schema there
+        raise _UnreachableError(redacted(str(failed), journal)) from None
+    return journal, safe_url(journal)
+
+
 def serve_webhooks(args: argparse.Namespace) -> int:
     """Serve the receiver with uvicorn until interrupted; exit 2 on bad usage."""
     secret: str | None = None
@@ -102,9 +145,18 @@ def serve_webhooks(args: argparse.Namespace) -> int:
             "give --secret-env NAME (a shared secret) or --allow-ip CIDR: "
             "refusing to accept callbacks from anyone"
         )
+    from ._inputs import InputError
+
+    try:
+        journal, shown = _journal(args.journal)
+    except InputError as problem:
+        return _usage(str(problem))
+    except _UnreachableError as problem:
+        print(f"gupshup-async: error: {problem}", file=sys.stderr)
+        return 1
     try:
         receiver = WebhookReceiver(
-            journal=args.journal,
+            journal=journal,
             secret=secret,
             secret_header=args.secret_header,
             allow_ips=args.allow_ip,
@@ -129,7 +181,7 @@ def serve_webhooks(args: argparse.Namespace) -> int:
         auth += f", from {', '.join(args.allow_ip)}"
     print(
         f"Receiving Gupshup webhooks on http://{args.host}:{port}{args.path} "
-        f"into {args.journal} ({auth}); Ctrl-C to stop",
+        f"into {shown} ({auth}); Ctrl-C to stop",
         flush=True,
     )
     server = uvicorn.Server(receiver_config(receiver))

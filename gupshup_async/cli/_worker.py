@@ -3,7 +3,8 @@
 `campaign ... --journal postgresql://... --enqueue` stores the campaign (creating or upgrading
 the schema) and returns; `worker --journal postgresql://...` runs stored campaigns until
 stopped; `report postgresql://... [--campaign ID] --json` reads them back. The database URL can
-come from $GUPSHUP_DATABASE_URL instead. Needs the `postgres` extra (psycopg).
+come from $GUPSHUP_DATABASE_URL instead (`report` for Postgres is in `_report_postgres`). Needs
+the `postgres` extra (psycopg).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -284,73 +284,3 @@ async def _work(url: str, args: argparse.Namespace) -> int:
             break
     print(f"worker {worker.name}: {worker.sent} sent, {worker.commits} journal commits")
     return 0
-
-
-# ---------------------------------------------------------------- report
-
-_TOTALS = ("recipients", "sent", "failed", "ambiguous", "pending", "sending")
-
-
-def report_postgres(url: str, campaign: int | None, as_json: bool) -> int:
-    """Print every campaign's (or one's) counts; `--json`: one object."""
-    if _driver_missing():
-        return 2
-    import psycopg
-
-    try:
-        data = asyncio.run(_report(checked_url(url), campaign))
-    except (InputError, LookupError) as problem:
-        return _say(problem)
-    except psycopg.Error as problem:  # libpq's message can span lines: one line here
-        return _say(" ".join(redacted(str(problem), url).split()) or type(problem).__name__)
-    if as_json:
-        print(json.dumps(data, indent=2, sort_keys=True))
-        return 0
-    for item in data["campaigns"]:
-        counts = ", ".join(f"{n} {state}" for state, n in sorted(item["counts"].items()))
-        stopped = f" (stopped: {item['stopped_by']})" if item["stopped_by"] else ""
-        print(f"campaign {item['id']} app {item['app_id']} {item['status']}{stopped}: {counts}")
-    return 0
-
-
-async def _report(url: str, campaign: int | None) -> dict[str, Any]:
-    from ..journal.postgres import PostgresStore
-
-    async with await PostgresStore.connect(url) as store:
-        # A report only reads (a standby, a mistyped database): no tables, no campaigns.
-        cursor = await store.reader.execute("SELECT to_regclass('gupshup_campaigns')")
-        if (await cursor.fetchone()) == (None,):
-            if campaign is not None:
-                raise LookupError(f"no campaign {campaign} in this database")
-            return {"campaigns": [], **dict.fromkeys(_TOTALS, 0)}
-        specs = await store.campaigns(ids=[campaign] if campaign is not None else None)
-        if campaign is not None and not specs:
-            raise LookupError(f"no campaign {campaign} in this database")
-        counts = await store.counts(campaign)
-        cursor = await store.reader.execute(
-            "SELECT id, stopped_by FROM gupshup_campaigns "
-            "WHERE %(c)s::bigint IS NULL OR id = %(c)s::bigint",
-            {"c": campaign},
-        )
-        stopped = dict(await cursor.fetchall())
-    campaigns: list[dict[str, Any]] = []
-    for spec in specs:
-        assert spec.id is not None
-        by_state = counts.get(spec.id, {})
-        campaigns.append(
-            {
-                "id": spec.id,
-                "app_id": spec.app_id,
-                "status": spec.status,
-                "stopped_by": stopped.get(spec.id),
-                "recipients": sum(by_state.values()),
-                "counts": by_state,
-                "sent": by_state.get("sent", 0),
-                "failed": by_state.get("failed", 0),
-                "ambiguous": by_state.get("ambiguous", 0),
-                "pending": by_state.get("pending", 0),
-                "sending": by_state.get("sending", 0),
-            }
-        )
-    totals: dict[str, int] = {key: sum(int(item[key]) for item in campaigns) for key in _TOTALS}
-    return {"campaigns": campaigns, **totals}

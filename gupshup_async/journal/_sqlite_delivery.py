@@ -9,8 +9,8 @@ commit. An event whose message is not known yet (its send's answer is still in f
 
 The message id is filled from the send's stored answer by a trigger, so the sending path
 writes nothing more than before. What a rank means (and what `failed` after `delivered`
-means) is decided in `gupshup_async.webhooks.reconcile`; here a status only moves to a
-higher rank.
+means) is decided in `gupshup_async.webhooks.reconcile`; which recipient an event settles and
+that a status only moves to a higher rank, in `_delivery_rules` (shared with Postgres).
 """
 
 from __future__ import annotations
@@ -20,11 +20,19 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from .._recipients import normalize_recipient
+from ._delivery_rules import (
+    FORWARD_ONLY,
+    EventRow,
+    delivery_fields,
+    first_of_each_key,
+    furthest,
+    match_targets,
+)
+
+__all__ = ["DeliveryRecords", "EventRow", "delivery_fields"]
 
 _DELIVERY_COLUMNS = (
     ("message_id", "TEXT"),
@@ -39,7 +47,7 @@ _DELIVERY_COLUMNS = (
 _MOVE = (
     "UPDATE recipients SET message_id = COALESCE(message_id, ?), delivery = ?, "
     "delivery_rank = ?, delivery_at = ?, failure_code = ?, failure_title = ? "
-    "WHERE idx = ? AND COALESCE(delivery_rank, 0) < ?"
+    "WHERE idx = ? AND " + FORWARD_ONLY.format(current="delivery_rank", rank="?")
 )
 #: Parameters per `IN (...)` query, well under SQLite's limit of 999 in older builds.
 _IN_CHUNK = 500
@@ -69,25 +77,6 @@ _DELIVERY_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS webhook_events_unapplied ON webhook_events (message_id) "
     "WHERE applied = 0",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """One webhook event as stored: `key` is unique; status events carry a `rank`.
-
-    `row_hint` is the recipient's row when the event names it (its callback data).
-    """
-
-    key: str
-    kind: str
-    raw: str
-    message_id: str | None = None
-    status: str | None = None
-    rank: int | None = None
-    at: float | None = None
-    row_hint: int | None = None
-    code: int | None = None
-    title: str | None = None
 
 
 class DeliveryRecords:
@@ -151,16 +140,10 @@ class DeliveryRecords:
         ~25 us more per event, measured).
         """
         now = time.time()
+        unique, first = first_of_each_key(rows)  # the same event twice in one batch: once
         with self._transaction():
-            known = self._existing_keys([row.key for row in rows])
-            fresh: list[bool] = []
-            new_rows: list[EventRow] = []
-            for row in rows:
-                new = row.key not in known
-                fresh.append(new)
-                if new:
-                    known.add(row.key)  # the same event twice in one batch: once
-                    new_rows.append(row)
+            known = self._existing_keys([row.key for row in unique])
+            new_rows = [row for row in unique if row.key not in known]
             targets = self._targets([row for row in new_rows if row.rank is not None])
             self._db.executemany(
                 "INSERT INTO webhook_events (key, kind, message_id, status, rank, at, row_hint, "
@@ -174,13 +157,14 @@ class DeliveryRecords:
             self._db.executemany(
                 _MOVE,
                 [
-                    (row.message_id, row.status, row.rank, row.at, row.code, row.title,
-                     targets[row.key], row.rank)
-                    for row in new_rows
-                    if row.key in targets
+                    (row.message_id, row.status, row.rank, row.at, row.code, row.title, idx,
+                     row.rank)
+                    for idx, row in furthest(new_rows, targets)
                 ],
             )  # fmt: skip
-        return fresh
+        return [
+            is_first and row.key not in known for row, is_first in zip(rows, first, strict=True)
+        ]
 
     def _select_in(self, query: str, values: Sequence[object]) -> list[tuple[Any, ...]]:
         """`query` ending in `IN` run over `values`, in chunks of `_IN_CHUNK`."""
@@ -200,22 +184,16 @@ class DeliveryRecords:
         """Event key -> recipient row, for the statuses whose recipient is known."""
         hints = sorted({row.row_hint for row in rows if row.row_hint is not None})
         ids = sorted({row.message_id for row in rows if row.message_id is not None})
-        hinted: dict[int, str | None] = dict(
-            self._select_in("SELECT idx, message_id FROM recipients WHERE idx IN", hints)
-        )
+        hinted = {
+            idx: (idx, message_id)
+            for idx, message_id in self._select_in(
+                "SELECT idx, message_id FROM recipients WHERE idx IN", hints
+            )
+        }
         by_id: dict[str, int] = dict(
             self._select_in("SELECT message_id, idx FROM recipients WHERE message_id IN", ids)
         )
-        targets: dict[str, int] = {}
-        for row in rows:
-            hint = row.row_hint
-            if hint is not None and hint in hinted and hinted[hint] in (None, row.message_id):
-                targets[row.key] = hint
-                if row.message_id is not None:
-                    by_id.setdefault(row.message_id, hint)  # later events of this batch too
-            elif row.message_id is not None and row.message_id in by_id:
-                targets[row.key] = by_id[row.message_id]
-        return targets
+        return match_targets(rows, lambda row: row.row_hint, hinted, by_id)
 
     def apply_unmatched(self) -> int:
         """Apply stored statuses whose recipient is now known; returns how many were applied."""
@@ -271,15 +249,3 @@ class DeliveryRecords:
     def event_count(self) -> int:
         """How many distinct webhook events are stored."""
         return int(self._db.execute("SELECT COUNT(*) FROM webhook_events").fetchone()[0])
-
-
-def delivery_fields(
-    status: str, at: float | None, code: int | None, title: str | None
-) -> dict[str, Any]:
-    """A result row's delivery fields: status, ISO time, and a failure's code and title."""
-    fields: dict[str, Any] = {"delivery": status}
-    if at is not None:
-        fields["delivery_at"] = datetime.fromtimestamp(at, tz=timezone.utc).isoformat()
-    if code is not None or title is not None:
-        fields["failure_code"], fields["failure_title"] = code, title
-    return fields

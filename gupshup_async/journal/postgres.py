@@ -1,6 +1,7 @@
 """The campaign journal in PostgreSQL: many campaigns for many apps, shared by worker processes.
 
-Tables (created or upgraded by `PostgresStore.ensure_schema`, which `campaign --enqueue` runs):
+Tables (created or upgraded by `PostgresStore.ensure_schema`, which `campaign --enqueue`, the
+workers and `webhooks serve` run):
 
 - `gupshup_campaigns`: one row per campaign with everything a worker needs: app id, rate,
   burst, concurrency, timeout, retries, base URL, the *name* of the environment variable that
@@ -11,6 +12,8 @@ Tables (created or upgraded by `PostgresStore.ensure_schema`, which `campaign --
   invalid and duplicate, decided when the campaign is enqueued.
 - `gupshup_app_leases`: which worker sends for an app, and until when; `gupshup_workers`: the
   live workers, for a fair share of the apps (`journal/leases.py`).
+- `gupshup_deliveries` and `gupshup_webhook_events`: delivery truth from the status webhooks
+  (`_pg_delivery`); each send carries `gp:<campaign>:<tag>:<row>` as its callback data.
 
 The rules are SQLite's: `mark_sending` returns once its mark is committed; every mark and final
 state queued during one event-loop turn (and while the previous commit is on the wire) shares
@@ -34,7 +37,7 @@ from .._bulk import BulkResult, Outcome
 from .._recipients import normalize_recipient
 from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR, final_record
 from ._pg_commits import GroupCommits, LeaseLostError
-from ._pg_schema import SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION
+from ._pg_schema import SCHEMA_LOCK, SCHEMA_VERSION, ensure_schema
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -113,22 +116,7 @@ class PostgresStore:
 
     async def ensure_schema(self) -> None:
         """Create the tables, or upgrade them to `SCHEMA_VERSION`; safe to run concurrently."""
-        async with self._reader.transaction():
-            await self._reader.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            for statement in SCHEMA:
-                await self._reader.execute(statement)
-            cursor = await self._reader.execute("SELECT max(version) FROM gupshup_schema")
-            row = await cursor.fetchone()
-            version = row[0] if row else None
-            if version is None:
-                await self._reader.execute(
-                    "INSERT INTO gupshup_schema (version) VALUES (%s)", (SCHEMA_VERSION,)
-                )
-            elif version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"the database's journal schema is version {version}, newer than this "
-                    f"gupshup-async's {SCHEMA_VERSION}: upgrade gupshup-async"
-                )
+        await ensure_schema(self._reader)
 
     async def enqueue(self, spec: CampaignSpec, recipients: Iterable[str]) -> tuple[int, bool]:
         """Store a campaign and all its recipients in one transaction; (id, True when new).
@@ -298,6 +286,8 @@ class PostgresJournal:
         self.campaign = campaign
         self.app_id = app_id
         self.worker = worker
+        #: Digits -> row of the recipients `pending()` handed out and no send has tagged yet.
+        self._rows: dict[str, int] = {}
 
     async def mark_sending(self, digits: str) -> None:
         """Mark `digits` as being sent; returns once the mark is committed.
@@ -363,16 +353,34 @@ class PostgresJournal:
         last = -1
         while True:
             cursor = await self.store.reader.execute(
-                "SELECT idx, recipient FROM gupshup_recipients "
+                "SELECT idx, recipient, digits FROM gupshup_recipients "
                 "WHERE campaign = %s AND state = 'pending' AND idx > %s ORDER BY idx LIMIT %s",
                 (self.campaign, last, chunk),
             )
             rows = await cursor.fetchall()
             if not rows:
                 return
-            for idx, recipient in rows:
+            for idx, recipient, digits in rows:
                 last = idx
+                self._rows[digits] = idx
                 yield recipient
+
+    async def callback_tag(self) -> str:
+        """The campaign's random callback tag (made when it was enqueued)."""
+        cursor = await self.store.reader.execute(
+            "SELECT callback_tag FROM gupshup_campaigns WHERE id = %s", (self.campaign,)
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise CampaignNotFoundError(f"no campaign {self.campaign} in this database")
+        return str(row[0])
+
+    def take_row(self, recipient: str) -> int | None:
+        """The row of a recipient `pending()` handed out, once (for its send's callback key)."""
+        try:
+            return self._rows.pop(normalize_recipient(recipient), None)
+        except ValueError:
+            return None
 
     async def counts(self) -> dict[str, int]:
         """How many recipients are in each state."""

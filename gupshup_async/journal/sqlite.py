@@ -30,8 +30,9 @@ from pathlib import Path
 
 from .._bulk import BulkResult, Outcome
 from .._recipients import mask_recipient, normalize_recipient
+from ._delivery_rules import delivery_fields
 from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR, final_record
-from ._sqlite_delivery import DeliveryRecords, delivery_fields
+from ._sqlite_delivery import DeliveryRecords
 
 _LOAD_BATCH = 5_000
 

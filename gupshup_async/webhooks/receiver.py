@@ -24,12 +24,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..journal import Journal
 from ..journal.delivery import DeliveryJournal
 from .events import WebhookEvent, WebhookParseError, parse_events
-from .reconcile import event_key, reconcile
+from .reconcile import event_key, event_rows, reconcile
+
+if TYPE_CHECKING:  # psycopg is the `postgres` extra: imported only for a Postgres journal
+    from ..journal._pg_delivery import DeliveryDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_DEDUP_MEMORY = 100_000
 #: How often (seconds) statuses that matched no recipient are tried again.
 UNMATCHED_RETRY_SECONDS = 2.0
+#: How a `journal` argument names a Postgres database rather than a file.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _JSON = [(b"content-type", b"application/json")]
 _OK = b'{"status":"ok"}'
 
@@ -59,11 +64,12 @@ class WebhookReceiver:
     `secret` is expected in header `secret_header` (compared in constant time); `allow_ips`
     are CIDRs; a peer in `trusted_proxies` is a proxy whose `X-Forwarded-For` names the
     caller. Bodies over `max_body_bytes` get 413. With `journal` (a path or a `Journal`,
-    opened as a `DeliveryJournal` beside the campaign that may be sending) events are
-    committed before the 2xx and statuses are reconciled into it; new events (a repeated
-    delivery is not new) go to `queue` (bounded by `queue_size`: when full the answer is
-    503 and Gupshup retries) and to `handler`, run after the answer (at most
-    `max_handlers` at once, else 503). `path` (None: any) is the one path accepted.
+    opened as a `DeliveryJournal` beside the campaign that may be sending; or a
+    `postgresql://` URL, the database the workers send from, any number of receivers at
+    once) events are committed before the 2xx and statuses are reconciled into it; new
+    events (a repeated delivery is not new) go to `queue` (bounded by `queue_size`: when
+    full the answer is 503 and Gupshup retries) and to `handler`, run after the answer (at
+    most `max_handlers` at once, else 503). `path` (None: any) is the one path accepted.
     """
 
     def __init__(
@@ -101,9 +107,16 @@ class WebhookReceiver:
         if isinstance(journal, Journal):
             journal = journal.path
         # Its own connection, not the sending process's handle: it runs beside a campaign.
-        self.journal = DeliveryJournal(journal) if journal is not None else None
+        self.journal: DeliveryJournal | DeliveryDatabase | None = None
+        if isinstance(journal, str) and journal.startswith(POSTGRES_SCHEMES):
+            from ..journal._pg_delivery import DeliveryDatabase
+
+            self.journal = DeliveryDatabase(journal)
+        elif journal is not None:
+            self.journal = DeliveryJournal(journal)
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._pending: list[tuple[list[WebhookEvent], asyncio.Future[list[bool]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._unmatched_at = 0.0
         #: Counters: requests answered 2xx, events new and repeated, requests refused.
@@ -115,18 +128,21 @@ class WebhookReceiver:
 
     async def aclose(self) -> None:
         """Finish pending commits and handlers, then close the journal connection."""
-        if self._pending:
+        if self._pending and isinstance(self.journal, DeliveryJournal):
             self._flush()
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self.journal is not None:
-            self._close_journal()
-
-    def _close_journal(self) -> None:
-        assert self.journal is not None
-        with contextlib.suppress(Exception):
-            self.journal.apply_unmatched()
-        self.journal.close()
+        if isinstance(self.journal, DeliveryJournal):
+            with contextlib.suppress(Exception):
+                self.journal.apply_unmatched()
+            self.journal.close()
+        elif self.journal is not None:
+            if self.journal.connected:  # (never wait here for a database that is down)
+                with contextlib.suppress(Exception):
+                    await (await self.journal.delivery()).apply_unmatched()
+            await self.journal.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -234,8 +250,11 @@ class WebhookReceiver:
             return [self._remember(event_key(event)) for event in events]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bool]] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)  # after every request ready in this loop turn
+        if isinstance(self.journal, DeliveryJournal):
+            if not self._pending:
+                loop.call_soon(self._flush)  # after every request ready in this loop turn
+        elif self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_postgres(self.journal))
         self._pending.append((events, future))
         return await future
 
@@ -259,18 +278,35 @@ class WebhookReceiver:
         try:
             fresh = self._commit(events)
         except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _answer(batch, exc)
             return
-        start = 0
-        for group, future in batch:
-            if not future.done():
-                future.set_result(fresh[start : start + len(group)])
-            start += len(group)
+        _answer(batch, fresh)
+
+    async def _flush_postgres(self, database: DeliveryDatabase) -> None:
+        """Commit the waiting requests' events, one transaction at a time: what arrives while
+        one commit is on the wire shares the next (any number of receivers may run at once:
+        the database applies each event once)."""
+        while self._pending:
+            await asyncio.sleep(0)  # the rest of this loop turn joins the batch
+            batch, self._pending = self._pending, []
+            events = [event for events, _ in batch for event in events]
+            try:
+                delivery = await database.delivery()
+                fresh = await delivery.store_events(event_rows(events))
+            except Exception as exc:
+                _answer(batch, exc)
+                continue
+            _answer(batch, fresh)
+            now = time.monotonic()
+            if now - self._unmatched_at >= UNMATCHED_RETRY_SECONDS:
+                self._unmatched_at = now
+                try:
+                    await delivery.apply_unmatched()
+                except Exception:  # tried again later; the events are stored
+                    logger.exception("stored statuses could not be applied yet")
 
     def _commit(self, events: list[WebhookEvent]) -> list[bool]:
-        assert self.journal is not None
+        assert isinstance(self.journal, DeliveryJournal)
         fresh = reconcile(self.journal, events)
         now = time.monotonic()
         if now - self._unmatched_at >= UNMATCHED_RETRY_SECONDS:
@@ -304,6 +340,21 @@ class WebhookReceiver:
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _answer(
+    batch: list[tuple[list[WebhookEvent], asyncio.Future[list[bool]]]],
+    fresh: list[bool] | Exception,
+) -> None:
+    """Give each waiting request its share of a commit's answer, or the commit's failure."""
+    start = 0
+    for group, future in batch:
+        if not future.done():
+            if isinstance(fresh, Exception):
+                future.set_exception(fresh)
+            else:
+                future.set_result(fresh[start : start + len(group)])
+        start += len(group)
 
 
 def _networks(values: Iterable[str], name: str) -> tuple[Network, ...]:
