@@ -162,3 +162,25 @@ def test_requeue_failed_leaves_ambiguous_alone(journal: Journal) -> None:
         db.execute("UPDATE recipients SET state = 'ambiguous', error = 'y' WHERE idx = 1")
     assert journal.requeue_failed() == 1
     assert journal.counts() == {"pending": 2, "ambiguous": 1}
+
+
+async def test_a_final_state_writes_the_message_id_itself_and_never_erases_one(
+    journal: Journal,
+) -> None:
+    journal.load(["917000000001", "917000000002", "917000000003"])
+    for digits in ("917000000001", "917000000002", "917000000003"):
+        await journal.mark_sending(digits)
+    # Without the trigger that reads it out of the stored answer, the id is still written.
+    journal._db.execute("DROP TRIGGER recipients_message_id_from_result")
+    # A status webhook settled row 2 by its callback key before its send's answer came back.
+    journal._db.execute("UPDATE recipients SET message_id = 'gs-hook' WHERE idx = 1")
+    journal.record(_sent("917000000001", "917000000001"))
+    ambiguous = Outcome(1, "917000000002", "917000000002", "ambiguous",
+                        {"recipient": "917000000002", "success": False, "error": "timed out"})  # fmt: skip
+    journal.record(ambiguous)
+    odd = Outcome(2, "917000000003", "917000000003", "sent",
+                  {"recipient": "917000000003", "success": True, "result": {"messages": []}})  # fmt: skip
+    journal.record(odd)
+    journal.flush()
+    ids = journal._db.execute("SELECT idx, message_id FROM recipients ORDER BY idx").fetchall()
+    assert ids == [(0, "gs-917000000001"), (1, "gs-hook"), (2, None)]

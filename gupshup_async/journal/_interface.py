@@ -45,6 +45,17 @@ def final_record(outcome: Outcome) -> FinalRecord | None:
     return FinalRecord(state, outcome.result["error"], None)
 
 
+def sent_message_id(outcome: Outcome) -> str | None:
+    """The API's message id of an accepted send, or None (no send, or an answer without one)."""
+    if not outcome.result["success"]:
+        return None
+    try:
+        message_id = outcome.result["result"]["messages"][0]["id"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return message_id if isinstance(message_id, str) else None
+
+
 class SendJournal(Protocol):
     """The part of a journal that a `BulkSender` run writes through (`before_send`, `on_result`)."""
 

@@ -31,7 +31,13 @@ from pathlib import Path
 from .._bulk import BulkResult, Outcome
 from .._recipients import mask_recipient, normalize_recipient
 from ._delivery_rules import delivery_fields
-from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR, final_record
+from ._interface import (
+    DUPLICATE_ERROR,
+    FINAL_STATES,
+    INTERRUPTED_ERROR,
+    final_record,
+    sent_message_id,
+)
 from ._sqlite_delivery import DeliveryRecords
 
 _LOAD_BATCH = 5_000
@@ -148,7 +154,9 @@ class Journal(DeliveryRecords):
         self._db.executescript(_SCHEMA)
         self._add_delivery_schema()
         self._sending: list[int] = []
-        self._finals: list[tuple[str, str | None, int | None, str | None, float, int]] = []
+        self._finals: list[
+            tuple[str, str | None, int | None, str | None, str | None, float, int]
+        ] = []
         self._committed: asyncio.Future[None] | None = None
         self._row_of: dict[str, int] = {}  # digits -> idx of what pending() handed out
         self._failure: BaseException | None = None  # a failed group commit stops the campaign
@@ -332,7 +340,8 @@ class Journal(DeliveryRecords):
             return
         state, error, result = record
         row = self._row(outcome.digits, forget=True)
-        self._finals.append((state, error, outcome.code, result, time.time(), row))
+        message_id = sent_message_id(outcome)
+        self._finals.append((state, error, outcome.code, result, message_id, time.time(), row))
         self._commit_soon()
 
     def _row(self, digits: str, *, forget: bool) -> int:
@@ -372,8 +381,10 @@ class Journal(DeliveryRecords):
                         )
                     if finals:
                         self._db.executemany(
+                            # The message id is written here, so the trigger that would
+                            # parse it out of the answer again does not fire.
                             "UPDATE recipients SET state = ?, error = ?, code = ?, "
-                            "result = ?, updated = ? "
+                            "result = ?, message_id = COALESCE(?, message_id), updated = ? "
                             "WHERE idx = ? AND state IN ('pending', 'sending')",
                             finals,
                         )
