@@ -191,15 +191,22 @@ class BulkSender:
         message: MessageSource,
         *,
         biz_opaque_callback_data: CallbackData = None,
+        until: Callable[[], bool] | None = None,
     ) -> None:
         """Send to every recipient and keep nothing: each `Outcome` reaches `on_result` only.
 
         For journals and counters over any number of recipients: no result is held or
-        queued, so memory stays flat and a message costs least. Cancel the call to stop:
-        requests in flight finish and are reported first.
+        queued, so memory stays flat and a message costs least. `until()` is asked after each
+        outcome: once it is true the run stops and returns (a campaign's stop rule). Either
+        way, like cancelling the call, requests in flight finish and are reported first.
         """
         await self._run(
-            recipients, message, _discard, slots=None, callback=biz_opaque_callback_data
+            recipients,
+            message,
+            _discard,
+            slots=None,
+            callback=biz_opaque_callback_data,
+            until=until,
         )
 
     async def stream(
@@ -261,6 +268,7 @@ class BulkSender:
         *,
         slots: asyncio.Semaphore | None,
         callback: CallbackData = None,
+        until: Callable[[], bool] | None = None,
     ) -> None:
         if isinstance(callback, str):
             check_callback_data(callback)
@@ -269,6 +277,7 @@ class BulkSender:
         try:
             run = _Run(self, recipients, message, emit, slots, pacer)
             run.callback = callback
+            run.until = until
             await run.execute()
         finally:
             self._runs -= 1
@@ -324,6 +333,8 @@ class _Run:
         self.seen = NumberSet() if sender.deduplicate else None
         self.index = 0
         self.stopping = False
+        self.until: Callable[[], bool] | None = None
+        self.workers: list[asyncio.Task[None]] = []
         self.busy: set[asyncio.Task[None]] = set()
         if isinstance(recipients, AsyncIterable):
             self.async_input: AsyncIterator[str] | None = aiter(recipients)
@@ -334,25 +345,34 @@ class _Run:
 
     async def execute(self) -> None:
         workers = [asyncio.ensure_future(self.work()) for _ in range(self.sender.concurrency)]
+        self.workers = workers
         try:
             done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
-                task.result()  # an error in a callback or the input: raise it here
+                if not task.cancelled():  # cancelled by stop(): it reported its recipient
+                    task.result()  # an error in a callback or the input: raise it here
         except BaseException:
-            self.stopping = True
-            for task in workers:
-                if task not in self.busy:
-                    task.cancel()
+            self.stop()
             await asyncio.wait(workers)  # the busy ones finish their request first
             raise
         finally:
             if isinstance(self.async_input, AsyncGenerator):
                 await self.async_input.aclose()
 
+    def stop(self) -> None:
+        """Send nothing new: workers waiting (input, a token, a backoff) are cancelled and
+        report their recipient as not sent; those inside a request finish it first."""
+        self.stopping = True
+        for task in self.workers:
+            if task not in self.busy:
+                task.cancel()
+
     def finish(self, outcome: Outcome) -> None:
         if self.on_result is not None:
             self.on_result(outcome)
         self.emit(outcome)
+        if self.until is not None and not self.stopping and self.until():
+            self.stop()
 
     async def next_item(self) -> tuple[int, str, str] | None:
         """The next recipient to send; invalid and repeated ones are reported on the way."""

@@ -370,14 +370,13 @@ class _Session:
                 ),
                 deduplicate=False,  # decided when the campaign was enqueued
             )
-            outcomes = sender.outcomes(
-                journal.pending(), message, biz_opaque_callback_data=await _tagger(journal)
-            )
             try:
-                async with contextlib.aclosing(outcomes):
-                    async for _ in outcomes:
-                        if fatal:
-                            break
+                await sender.run(
+                    journal.pending(),
+                    message,
+                    biz_opaque_callback_data=await _tagger(journal),
+                    until=lambda: bool(fatal),
+                )
             finally:
                 await journal.flush()
         counts = await journal.counts()

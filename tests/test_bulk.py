@@ -553,3 +553,17 @@ async def test_cancelling_run_lets_in_flight_sends_finish_and_reports_them() -> 
         assert server.recorder.total_accepted == 4
     assert sorted(o.status for o in seen) == ["sent"] * 4
     assert {o.digits for o in seen} == {m.to for m in server.recorder.messages}
+
+
+async def test_run_until_stops_drawing_lets_in_flight_sends_finish_and_returns() -> None:
+    plan = FaultPlan(latency=0.3)
+    seen: list[g.Outcome] = []
+    async with MockGupshupServer(faults=plan) as server, _client(server) as client:
+        sender = g.BulkSender(client, rate=None, concurrency=4, on_result=seen.append)
+        await sender.run(numbers(100), g.Text(body="hi"), until=lambda: len(seen) >= 5)
+        accepted = server.recorder.total_accepted
+    # The 5th result stops the run: the three other sends then in flight finish and are
+    # reported; nothing else is drawn, and run() returns normally.
+    assert accepted == 8
+    assert [o.status for o in seen] == ["sent"] * 8
+    assert sorted(o.index for o in seen) == list(range(8))

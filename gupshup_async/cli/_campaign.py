@@ -310,23 +310,10 @@ async def _send_pending(
     sent = finished = 0
     channel = ChannelWatch()
 
-    run: asyncio.Future[None] | None = None
-    stopping = False
-
-    def stop_run() -> None:
-        """Cancel the run once: requests in flight finish and are recorded first (a second
-        cancel would cut that wait short)."""
-        nonlocal stopping
-        if run is not None and not stopping:
-            stopping = True
-            run.cancel()
-
     def on_result(outcome: Outcome) -> None:
         nonlocal sent, finished
         outcome = channel.judge(outcome)
         journal.record(outcome)
-        if channel.stop is not None:
-            stop_run()
         if outcome.status == "not_sent":
             return
         finished += 1
@@ -352,19 +339,12 @@ async def _send_pending(
         with _cancel_on_signals(signals):
             # Results go to the journal as they come (on_result) and nowhere else; holding
             # them all, as send() does, would cost ~1.7 KB a recipient (1.7 GB for a million).
-            run = asyncio.ensure_future(
-                sender.run(
-                    journal.pending(), options.message, biz_opaque_callback_data=_tagger(journal)
-                )
+            await sender.run(
+                journal.pending(),
+                options.message,
+                biz_opaque_callback_data=_tagger(journal),
+                until=lambda: channel.stop is not None,  # requests in flight finish first
             )
-            try:
-                await asyncio.wait([run])  # a run the channel watch stopped is no error
-            finally:
-                if not run.done():  # this task was cancelled (Ctrl-C, SIGTERM): stop the run
-                    stop_run()
-                    await asyncio.wait([run])
-            if not run.cancelled():
-                run.result()  # the run's own error (a journal that cannot be written)
     except asyncio.CancelledError:
         interrupted = True
     finally:
