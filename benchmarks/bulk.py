@@ -316,6 +316,33 @@ def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any
     return table
 
 
+def _paired(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Each variant against its peer measured in the same round, the median over rounds.
+
+    A round measures every variant back to back, so a machine that slows down for a while
+    slows a variant and its peer alike: the median of these paired ratios moves less than
+    the ratio of the medians when the machine is noisy.
+    """
+    lines = [
+        "| variant | peer | msg/s ratio (median of rounds) | CPU µs/msg ratio |",
+        "|---|---|---:|---:|",
+    ]
+    for name, measured in runs.items():
+        kind, concurrency, rate = _variant(name)
+        if rate is not None or kind in ("aiohttp", "reference"):
+            continue
+        peer = "BulkSender, c=64" if kind == "journal" else f"aiohttp, c={concurrency}"
+        if name.endswith(BASELINE) and kind == "journal":
+            peer += BASELINE
+        if peer not in runs or peer == name:
+            continue
+        pairs = list(zip(measured, runs[peer], strict=False))
+        speed = median([m["rate"] / p["rate"] for m, p in pairs])
+        cpu = median([m["cpu_us"] / p["cpu_us"] for m, p in pairs])
+        lines.append(f"| {name} | {peer} | {speed:.2f}x | {cpu:.2f}x |")
+    return "\n".join(lines)
+
+
 def _markdown(table: dict[str, dict[str, Any]], repeats: int) -> str:
     lines = [
         f"| variant | msg/s (median of {repeats}) | min-max | client CPU µs/msg | peak RSS MB "
@@ -434,6 +461,7 @@ def main() -> None:
                 )
     table = _summarise(runs)
     print(_markdown(table, args.repeats))
+    print("\n" + _paired(runs))
     if args.quick or args.only:
         print("\n(partial run: benchmarks/results/ left as it was)")
         return
