@@ -16,19 +16,19 @@ from typing import Any
 
 from ._inputs import InputError
 from ._report import funnel_of, render, write_failure_rows
-from ._worker import _driver_missing, _say, checked_url, redacted
+from ._worker import _say, _unusable_url, redacted
 
 _TOTALS = ("recipients", "sent", "failed", "ambiguous", "pending", "sending")
 
 
 def report_postgres(url: str, campaign: int | None, as_json: bool, failures: Path | None) -> int:
     """Print every campaign's (or one's) counts and funnel; `--json`: one object."""
-    if _driver_missing():
-        return 2
+    if (status := _unusable_url(url)) is not None:
+        return status
     import psycopg
 
     try:
-        data, written = asyncio.run(_report(checked_url(url), campaign, failures))
+        data, written = asyncio.run(_report(url, campaign, failures))
     except (InputError, LookupError) as problem:
         return _say(problem)
     except psycopg.Error as problem:  # libpq's message can span lines: one line here

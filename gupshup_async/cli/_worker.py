@@ -131,6 +131,18 @@ def _driver_missing() -> bool:
     return False
 
 
+def _unusable_url(url: str) -> int | None:
+    """Exit status 2 (said in one line) when Postgres cannot be asked at all: no driver, or a
+    URL libpq cannot parse; None when `url` may be tried."""
+    if _driver_missing():
+        return 2
+    try:
+        checked_url(url)
+    except InputError as problem:
+        return _say(problem)
+    return None
+
+
 def _say(problem: object) -> int:
     print(f"gupshup-async: error: {problem}", file=sys.stderr)
     return 2
@@ -165,12 +177,8 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         )
     except (InputError, ValueError) as problem:
         return _say(problem)
-    if _driver_missing():
-        return 2
-    try:
-        checked_url(url)
-    except InputError as problem:
-        return _say(problem)
+    if (status := _unusable_url(url)) is not None:
+        return status
     from ..journal.postgres import CampaignSpec
 
     spec = CampaignSpec(
@@ -236,12 +244,8 @@ def run_worker(args: argparse.Namespace) -> int:
             raise InputError(f"--max-apps must be >= 1, got {args.max_apps}")
     except InputError as problem:
         return _say(problem)
-    if _driver_missing():
-        return 2
-    try:
-        checked_url(url)
-    except InputError as problem:
-        return _say(problem)
+    if (status := _unusable_url(url)) is not None:
+        return status
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return asyncio.run(_work(url, args))
 
