@@ -158,3 +158,34 @@ def test_enqueue_into_a_newer_schema_exits_4(database_url: str, tmp_path: Path) 
     line = one_error_line(done.stderr)
     assert "journal schema is version 99" in line
     assert password not in done.stderr
+
+
+# ---------------------------------------------------------------- a URL libpq cannot parse
+
+#: libpq cannot decode `%zz`, and its own message would quote it: here, inside the password.
+UNPARSABLE = f"postgresql://postgres:{SECRET}%zz@127.0.0.1:9/gupshup"
+
+
+def _unparsable(source: str) -> str:
+    return (
+        f"gupshup-async: error: {source} is not a valid postgresql:// URL "
+        "(not shown: it may hold a password)"
+    )
+
+
+def test_an_unparsable_url_is_named_by_the_argument_or_variable_it_came_from() -> None:
+    runs = {
+        "JOURNAL": _cli("report", UNPARSABLE, "--json", url=None),
+        "--journal": _cli("worker", "--journal", UNPARSABLE, "--exit-when-idle", url=None),
+        "$GUPSHUP_DATABASE_URL": _cli("worker", "--exit-when-idle", url=UNPARSABLE),
+    }
+    for source, done in runs.items():
+        assert done.returncode == 2, (source, done.stderr)
+        assert one_error_line(done.stderr) == _unparsable(source)
+        assert SECRET not in done.stdout + done.stderr
+
+
+def test_report_names_the_variable_when_the_unparsable_url_came_from_it() -> None:
+    done = _cli("report", url=UNPARSABLE)
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done.stderr) == _unparsable("$GUPSHUP_DATABASE_URL")

@@ -183,7 +183,7 @@ def run_report(args: argparse.Namespace) -> int:
     """Print the report of `args.journal`; exit 2 when it does not exist."""
     from ._inputs import InputError
     from ._report_postgres import report_postgres
-    from ._worker import database_url, is_postgres_url
+    from ._worker import database_url, is_postgres_url, url_source
 
     if args.journal is None or is_postgres_url(args.journal):
         try:
@@ -193,7 +193,8 @@ def run_report(args: argparse.Namespace) -> int:
         except InputError as problem:
             print(f"gupshup-async: error: {problem}", file=sys.stderr)
             return 2
-        return report_postgres(url, args.campaign, args.json, args.failures)
+        source = url_source(args.journal, "JOURNAL")
+        return report_postgres(url, args.campaign, args.json, args.failures, source=source)
     args.journal = Path(args.journal)
     if not args.journal.is_file():
         print(f"gupshup-async: error: journal {args.journal} does not exist", file=sys.stderr)

@@ -21,9 +21,12 @@ from ._worker import _say, _unusable_url, redacted
 _TOTALS = ("recipients", "sent", "failed", "ambiguous", "pending", "sending")
 
 
-def report_postgres(url: str, campaign: int | None, as_json: bool, failures: Path | None) -> int:
-    """Print every campaign's (or one's) counts and funnel; `--json`: one object."""
-    if (status := _unusable_url(url)) is not None:
+def report_postgres(
+    url: str, campaign: int | None, as_json: bool, failures: Path | None, *, source: str
+) -> int:
+    """Print every campaign's (or one's) counts and funnel; `--json`: one object. `source`
+    names where the URL came from (JOURNAL or the variable) in a refusal."""
+    if (status := _unusable_url(url, source)) is not None:
         return status
     import psycopg
 

@@ -85,22 +85,28 @@ def database_url(
     if not url:
         raise InputError(f"give {flag} ({wanted}) or set ${DATABASE_URL_ENV}")
     if not is_postgres_url(url):
-        source = flag if given else f"${DATABASE_URL_ENV}"
+        source = url_source(given, flag)
         raise InputError(f"{source} must be a postgresql:// URL here, got {url.split(':')[0]}:")
     return url
 
 
-def checked_url(url: str) -> str:
-    """`url` once libpq can parse it; `InputError` otherwise, never quoting it (libpq's own
-    message repeats the token it cannot read, which can be the password)."""
+def url_source(given: str | None, flag: str) -> str:
+    """Where `database_url` took the URL from, as the operator wrote it: `flag` (the option or
+    argument) when given, else the variable."""
+    return flag if given else f"${DATABASE_URL_ENV}"
+
+
+def checked_url(url: str, source: str) -> str:
+    """`url` once libpq can parse it; `InputError` naming `source` (where the URL came from,
+    see `url_source`) otherwise, never quoting it (libpq's own message repeats the token it
+    cannot read, which can be the password)."""
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         conninfo_to_dict(url)
     except Exception:
         raise InputError(
-            "--journal (or $GUPSHUP_DATABASE_URL) is not a valid postgresql:// URL "
-            "(not shown: it may hold a password)"
+            f"{source} is not a valid postgresql:// URL (not shown: it may hold a password)"
         ) from None
     return url
 
@@ -131,13 +137,13 @@ def _driver_missing() -> bool:
     return False
 
 
-def _unusable_url(url: str) -> int | None:
+def _unusable_url(url: str, source: str) -> int | None:
     """Exit status 2 (said in one line) when Postgres cannot be asked at all: no driver, or a
-    URL libpq cannot parse; None when `url` may be tried."""
+    URL libpq cannot parse (named by `source`); None when `url` may be tried."""
     if _driver_missing():
         return 2
     try:
-        checked_url(url)
+        checked_url(url, source)
     except InputError as problem:
         return _say(problem)
     return None
@@ -177,7 +183,7 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         )
     except (InputError, ValueError) as problem:
         return _say(problem)
-    if (status := _unusable_url(url)) is not None:
+    if (status := _unusable_url(url, url_source(args.journal, "--journal"))) is not None:
         return status
     from ..journal.postgres import CampaignSpec
 
@@ -244,7 +250,7 @@ def run_worker(args: argparse.Namespace) -> int:
             raise InputError(f"--max-apps must be >= 1, got {args.max_apps}")
     except InputError as problem:
         return _say(problem)
-    if (status := _unusable_url(url)) is not None:
+    if (status := _unusable_url(url, url_source(args.journal, "--journal"))) is not None:
         return status
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return asyncio.run(_work(url, args))
