@@ -45,7 +45,11 @@ def add_worker_parser(commands: Any) -> None:
         "worker",
         help="run the campaigns stored in Postgres until stopped",
         description="Takes apps with ready campaigns (one worker per app at a time) and sends "
-        "them at each campaign's rate; tokens come from the variables the campaigns name.",
+        "them at each campaign's rate; tokens come from the variables the campaigns name. "
+        "A database that does not answer (yet) is tried again every few seconds.",
+        epilog="exit status: 0 stopped (SIGINT, SIGTERM, or idle with --exit-when-idle), 2 bad "
+        "usage, 4 the database can never be used as given (credentials refused, no such role "
+        "or database, a newer schema).",
     )
     worker.add_argument(
         "--journal", default=None, help=f"postgresql:// URL (or ${DATABASE_URL_ENV})"
@@ -271,7 +275,12 @@ def worker_from_args(url: str, args: argparse.Namespace) -> Worker:
 
 
 async def _work(url: str, args: argparse.Namespace) -> int:
+    """Sessions until stopped: a database that is not reachable (yet) is tried again; one that
+    can never work (refused credentials, no such role or database, a newer schema) ends the
+    worker with one line and exit 4."""
     import psycopg
+
+    from ..journal.postgres import SchemaTooNewError, permanent_failure
 
     worker = worker_from_args(url, args)
     stop = asyncio.Event()
@@ -282,7 +291,19 @@ async def _work(url: str, args: argparse.Namespace) -> int:
     while not stop.is_set():
         try:
             await worker.run(stop, exit_when_idle=args.exit_when_idle)
-        except psycopg.OperationalError as lost:
+        except (psycopg.Error, SchemaTooNewError) as lost:
+            if permanent_failure(lost):
+                from . import EXIT_STORAGE
+
+                reason = " ".join(redacted(str(lost), url).split()) or type(lost).__name__
+                print(
+                    f"gupshup-async: error: worker {worker.name}: the Postgres journal cannot "
+                    f"be used ({reason}): fix it, then start the worker again",
+                    file=sys.stderr,
+                )
+                return EXIT_STORAGE
+            if not isinstance(lost, psycopg.OperationalError):
+                raise
             # The session's apps stopped; their leases expire and are taken over (maybe by us).
             logging.getLogger("gupshup_async.worker").warning(
                 "database failed: %s", redacted(str(lost), url)
