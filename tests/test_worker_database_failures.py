@@ -203,3 +203,14 @@ def test_only_failures_no_retry_can_fix_are_permanent(
     error: BaseException, permanent: bool
 ) -> None:
     assert permanent_failure(error) is permanent
+
+
+def test_worker_help_lists_its_exit_statuses() -> None:
+    done = subprocess.run(
+        [*_worker_command()[:4], "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert (
+        "exit status: 0 stopped (SIGINT, SIGTERM, or idle with --exit-when-idle), 2 bad usage, "
+        "4 the database can never be used as given (credentials refused, no such role or "
+        "database, a newer schema)."
+    ) in " ".join(done.stdout.split())
