@@ -73,8 +73,8 @@ def checked_token(token: object) -> Secret:
 def check_base_url(base_url: str, *, allow_insecure_http: bool = False) -> None:
     """Refuse a base URL that cannot work, or that would send the token in clear text.
 
-    Plain http is allowed for a loopback host (127.0.0.0/8, ::1, localhost) or with
-    `allow_insecure_http=True`.
+    Plain http is allowed for a loopback host (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104,
+    localhost) or with `allow_insecure_http=True`.
     """
     if not isinstance(base_url, str) or not base_url.strip():
         raise ValueError("base_url must be a URL such as https://partner.gupshup.io")
@@ -108,9 +108,13 @@ def _is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # Python before 3.13 calls `::ffff:127.0.0.1` (IPv4 loopback written as IPv6) not loopback.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def check_reply_to(reply_to: object) -> None:

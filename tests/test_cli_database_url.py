@@ -79,7 +79,7 @@ def test_a_report_error_never_shows_the_environment_urls_password(
     _, password = _with_password(database_url)
     url, _ = _with_password(database_url, database=password)
     done = _cli("report", "--json", url=url)
-    assert done.returncode == 2
+    assert done.returncode == 4
     line = one_error_line(done.stderr)
     assert password not in done.stdout + done.stderr
     assert 'database "***" does not exist' in line
@@ -90,10 +90,35 @@ def test_a_report_on_an_unreachable_server_is_one_line_without_the_password(
 ) -> None:
     url = f"postgresql://postgres:{SECRET}@/gupshup?host={tmp_path / 'no-server-here'}"
     done = _cli("report", url=url)
-    assert done.returncode == 2
+    assert done.returncode == 4
     line = one_error_line(done.stderr)
     assert SECRET not in done.stdout + done.stderr
     assert "no-server-here" in line
+
+
+def test_report_exits_4_when_the_database_cannot_be_read_as_enqueue_does(
+    database_url: str, tmp_path: Path
+) -> None:
+    missing, _ = _with_password(database_url, database="no_such_database")
+    runs = {
+        "missing database": _cli("report", missing, "--json", url=None),
+        "no server": _cli("report", f"postgresql://postgres@/x?host={tmp_path}", url=None),
+    }
+    for what, done in runs.items():
+        assert done.returncode == 4, (what, done.stderr)
+        line = one_error_line(done.stderr)
+        assert line.startswith("gupshup-async: error: the Postgres journal could not be read ("), (
+            what
+        )
+    assert 'database "no_such_database" does not exist' in runs["missing database"].stderr
+
+
+def test_report_still_exits_2_for_bad_arguments(database_url: str) -> None:
+    no_campaign = _cli("report", database_url, "--campaign", "7", url=None)
+    assert no_campaign.returncode == 2, no_campaign.stderr
+    assert one_error_line(no_campaign.stderr) == (
+        "gupshup-async: error: no campaign 7 in this database"
+    )
 
 
 def test_report_without_a_journal_or_the_variable_says_both() -> None:
@@ -158,3 +183,42 @@ def test_enqueue_into_a_newer_schema_exits_4(database_url: str, tmp_path: Path) 
     line = one_error_line(done.stderr)
     assert "journal schema is version 99" in line
     assert password not in done.stderr
+
+
+# ---------------------------------------------------------------- a URL libpq cannot parse
+
+#: libpq cannot decode `%zz`, and its own message would quote it: here, inside the password.
+UNPARSABLE = f"postgresql://postgres:{SECRET}%zz@127.0.0.1:9/gupshup"
+
+
+def _unparsable(source: str) -> str:
+    return (
+        f"gupshup-async: error: {source} is not a valid postgresql:// URL "
+        "(not shown: it may hold a password)"
+    )
+
+
+def test_an_unparsable_url_is_named_by_the_argument_or_variable_it_came_from() -> None:
+    runs = {
+        "JOURNAL": _cli("report", UNPARSABLE, "--json", url=None),
+        "--journal": _cli("worker", "--journal", UNPARSABLE, "--exit-when-idle", url=None),
+        "$GUPSHUP_DATABASE_URL": _cli("worker", "--exit-when-idle", url=UNPARSABLE),
+    }
+    for source, done in runs.items():
+        assert done.returncode == 2, (source, done.stderr)
+        assert one_error_line(done.stderr) == _unparsable(source)
+        assert SECRET not in done.stdout + done.stderr
+
+
+def test_report_names_the_variable_when_the_unparsable_url_came_from_it() -> None:
+    done = _cli("report", url=UNPARSABLE)
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done.stderr) == _unparsable("$GUPSHUP_DATABASE_URL")
+
+
+def test_report_help_lists_its_exit_statuses() -> None:
+    done = _cli("report", "--help", url=None)
+    assert (
+        "exit status: 0 printed, 2 bad usage (or no such journal file or campaign), 4 the "
+        "Postgres database could not be read."
+    ) in " ".join(done.stdout.split())

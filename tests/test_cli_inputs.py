@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gupshup_async.cli._recipients_file import PHONE_HEADERS, header_key
+from gupshup_async.cli._recipients_file import (
+    MAX_LINE_CHARS,
+    PHONE_HEADERS,
+    header_key,
+    inspect_recipients,
+)
 from gupshup_async.mock import MockGupshupServer
 
 from .cli_support import campaign_command, cli_env, one_error_line, run, write_numbers
@@ -331,3 +337,73 @@ def test_the_readme_lists_exactly_the_header_names_taken_as_the_phone_column() -
     listed = readme.split("compared without case, spaces or punctuation: ", 1)[1]
     listed = listed.split(". Otherwise", 1)[0]
     assert [header_key(name) for name in listed.split(", ")] == list(PHONE_HEADERS)
+
+
+# ---------------------------------------------------------------- a "line" that never ends
+
+#: Runs the console script in a child and prints the peak of what Python allocated for it:
+#: a first run on a small file (argv[1]) takes the same path, so lazy imports are not counted.
+_MEASURED_RUN = """
+import contextlib, io, sys, tracemalloc
+import gupshup_async.cli as cli
+small, command, recipients, *rest = sys.argv[1:]
+with contextlib.redirect_stderr(io.StringIO()):
+    cli.main([command, small, *rest])
+tracemalloc.start()
+status = cli.main([command, recipients, *rest])
+print(tracemalloc.get_traced_memory()[1])
+sys.exit(status)
+"""
+
+
+def test_a_recipients_file_without_newlines_is_refused_at_the_line_limit_not_read_whole(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to, journal = tmp_path / "dump.bin", tmp_path / "j.sqlite3"
+    size = 8 * 1024 * 1024
+    to.write_bytes(b"9" * size)  # digits, so it decodes and reads as "one number per line"
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"9" * 2 * MAX_LINE_CHARS)
+    done = run(
+        [sys.executable, "-c", _MEASURED_RUN, str(small), "campaign", str(to), "--text", "x",
+         "--journal", str(journal)],
+        cli_env(server),
+    )  # fmt: skip
+    peak = int(done.stdout)
+    assert peak < size / 8, f"peak {peak} bytes for a {size}-byte file"
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done.stderr) == (
+        f"gupshup-async: error: recipients file {to} line 1 is longer than {MAX_LINE_CHARS} "
+        "characters (the limit of a line): is it the right file, one number per line or a CSV?"
+    )
+    assert not journal.exists()
+    assert server.recorder.total_attempts == 0
+
+
+def test_a_csv_row_over_the_line_limit_is_refused_naming_its_line(
+    server: MockGupshupServer, tmp_path: Path
+) -> None:
+    to, journal = tmp_path / "to.csv", tmp_path / "j.sqlite3"
+    rows = ["phone,name", *(f"{n},Customer" for n in NUMBERS[:3])]
+    rows.append(f"{NUMBERS[3]}," + "x" * MAX_LINE_CHARS)  # line 5: one character too long
+    rows.append(f"{NUMBERS[4]},Customer")
+    to.write_text("\r\n".join(rows) + "\r\n")
+    done = run(campaign_command(to, "--text", "x", "--journal", journal), cli_env(server))
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done.stderr) == (
+        f"gupshup-async: error: recipients file {to} line 5 is longer than {MAX_LINE_CHARS} "
+        "characters (the limit of a line): is it the right file, one number per line or a CSV?"
+    )
+    assert not journal.exists()
+    assert server.recorder.total_attempts == 0
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_line_of_exactly_the_limit_is_read_whatever_its_line_end(
+    tmp_path: Path, end: str
+) -> None:
+    to = tmp_path / "to.csv"
+    longest = f"{NUMBERS[1]}," + "x" * (MAX_LINE_CHARS - len(NUMBERS[1]) - 1)
+    assert len(longest) == MAX_LINE_CHARS
+    to.write_text(end.join(["phone,name", f"{NUMBERS[0]},a", longest, f"{NUMBERS[2]},c"]) + end)
+    assert list(inspect_recipients(to)) == NUMBERS[:3]

@@ -301,6 +301,29 @@ async def test_https_loopback_http_and_explicit_insecure_http_are_accepted(
 
 
 @pytest.mark.parametrize(
+    ("base_url", "loopback"),
+    [
+        ("http://[::ffff:127.0.0.1]:8080", True),
+        ("http://[::ffff:7f00:1]", True),  # the same address in hex
+        ("http://[::FFFF:127.9.9.9]/", True),
+        ("http://[::ffff:10.0.0.1]", False),
+        ("http://[::ffff:8.8.8.8]:8080", False),
+        ("http://[::ffff:0.0.0.0]", False),
+        ("http://[::127.0.0.1]", False),  # IPv4-compatible (deprecated), not mapped
+    ],
+)
+async def test_an_ipv4_mapped_loopback_address_takes_plain_http_and_no_other_mapped_one_does(
+    base_url: str, loopback: bool
+) -> None:
+    if not loopback:
+        with pytest.raises(ValueError, match="would send the token unencrypted"):
+            g.AsyncGupshupClient(APP_ID, TOKEN, base_url=base_url)
+        return
+    async with g.AsyncGupshupClient(APP_ID, TOKEN, base_url=base_url) as client:
+        assert client.base_url == base_url.rstrip("/")
+
+
+@pytest.mark.parametrize(
     ("kwargs", "error", "says"),
     [
         ({"timeout": float("nan")}, ValueError, "timeout"),

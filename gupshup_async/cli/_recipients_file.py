@@ -12,7 +12,9 @@ The layout is decided once, from the start of the file, before anything is sent:
 - the whole file is then read once: it must decode (`--encoding`), hold at least one number, and
   hold no number in Excel's scientific notation (`9.19876543E+11`: digits already lost);
 - more than half of the first `SAMPLE_ROWS` numbers invalid means the wrong column or file:
-  refused unless `allow_invalid`.
+  refused unless `allow_invalid`;
+- no line may be longer than `MAX_LINE_CHARS`: a file without newlines (a binary, a dump) is
+  refused at that many characters instead of being read whole into memory.
 
 Every problem is an `InputError` (exit 2) with one line naming it.
 """
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -62,6 +65,9 @@ PHONE_HEADERS = (
 DELIMITERS = ",;\t|"
 #: How many first numbers are checked for "mostly invalid: wrong column?".
 SAMPLE_ROWS = 100
+#: The longest line read, in characters without its line end: a phone number, even in a CSV
+#: row with a name and a few more columns, is far shorter; a longer "line" is the wrong file.
+MAX_LINE_CHARS = 64 * 1024
 _SNIFF_BYTES = 64 * 1024
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 
@@ -99,14 +105,15 @@ class RecipientsFile:
             except UnicodeDecodeError as exc:  # the file changed since it was inspected
                 raise InputError(_decode_problem(self.path, self.encoding, exc)) from None
 
-    def _numbers(self, handle: Iterable[str]) -> Iterator[tuple[int, str]]:
+    def _numbers(self, handle: TextIO) -> Iterator[tuple[int, str]]:
         """(line number, cell) of every non-empty phone cell."""
+        lines = bounded_lines(handle, self.path)
         if self.delimiter is None:
-            for line_number, line in enumerate(handle, start=1):
+            for line_number, line in enumerate(lines, start=1):
                 if line.strip() and not (self.header is not None and line_number == 1):
                     yield line_number, unmark(line)
             return
-        rows = csv.reader(handle, delimiter=self.delimiter)
+        rows = csv.reader(lines, delimiter=self.delimiter)
         for row in rows:
             if self.header is not None and rows.line_num == 1:
                 continue
@@ -119,6 +126,23 @@ class RecipientsFile:
             return "one number per line"
         name = repr(self.header[self.column]) if self.header else "without a header"
         return f"column {self.column + 1} {name}, separated by {_delimiter_name(self.delimiter)}"
+
+
+def bounded_lines(handle: TextIO, path: Path) -> Iterator[str]:
+    """The lines of `handle` (opened with `newline=""`), each read at most `MAX_LINE_CHARS`
+    (and its line end) at a time: `InputError` names the first longer one."""
+    # `readline(size)` stops at `size` characters; a plain `for line in handle` would not.
+    for line_number in itertools.count(1):
+        line = handle.readline(MAX_LINE_CHARS + 2)  # room for "\r\n"
+        if not line:
+            return
+        if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
+            raise InputError(
+                f"recipients file {path} line {line_number} is longer than {MAX_LINE_CHARS} "
+                "characters (the limit of a line): is it the right file, one number per line "
+                "or a CSV?"
+            )
+        yield line
 
 
 def inspect_recipients(

@@ -162,6 +162,8 @@ def add_report_parser(commands: Any) -> None:
         description="The delivery funnel of a campaign's SQLite journal, or the counts of the "
         f"campaigns in Postgres. Without JOURNAL the Postgres URL is read from "
         f"${DATABASE_URL_ENV}: a password on the command line shows in `ps`.",
+        epilog="exit status: 0 printed, 2 bad usage (or no such journal file or campaign), "
+        "4 the Postgres database could not be read.",
     )
     report.add_argument(
         "journal",
@@ -180,10 +182,11 @@ def add_report_parser(commands: Any) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    """Print the report of `args.journal`; exit 2 when it does not exist."""
+    """Print the report of `args.journal`; exit 2 when it does not exist, 4 when its Postgres
+    database cannot be read."""
     from ._inputs import InputError
     from ._report_postgres import report_postgres
-    from ._worker import database_url, is_postgres_url
+    from ._worker import database_url, is_postgres_url, url_source
 
     if args.journal is None or is_postgres_url(args.journal):
         try:
@@ -193,7 +196,8 @@ def run_report(args: argparse.Namespace) -> int:
         except InputError as problem:
             print(f"gupshup-async: error: {problem}", file=sys.stderr)
             return 2
-        return report_postgres(url, args.campaign, args.json, args.failures)
+        source = url_source(args.journal, "JOURNAL")
+        return report_postgres(url, args.campaign, args.json, args.failures, source=source)
     args.journal = Path(args.journal)
     if not args.journal.is_file():
         print(f"gupshup-async: error: journal {args.journal} does not exist", file=sys.stderr)

@@ -21,9 +21,12 @@ from ._worker import _say, _unusable_url, redacted
 _TOTALS = ("recipients", "sent", "failed", "ambiguous", "pending", "sending")
 
 
-def report_postgres(url: str, campaign: int | None, as_json: bool, failures: Path | None) -> int:
-    """Print every campaign's (or one's) counts and funnel; `--json`: one object."""
-    if (status := _unusable_url(url)) is not None:
+def report_postgres(
+    url: str, campaign: int | None, as_json: bool, failures: Path | None, *, source: str
+) -> int:
+    """Print every campaign's (or one's) counts and funnel; `--json`: one object. Exit 2 on
+    bad usage (`source` names where the URL came from), 4 when the database cannot be read."""
+    if (status := _unusable_url(url, source)) is not None:
         return status
     import psycopg
 
@@ -31,8 +34,13 @@ def report_postgres(url: str, campaign: int | None, as_json: bool, failures: Pat
         data, written = asyncio.run(_report(url, campaign, failures))
     except (InputError, LookupError) as problem:
         return _say(problem)
-    except psycopg.Error as problem:  # libpq's message can span lines: one line here
-        return _say(" ".join(redacted(str(problem), url).split()) or type(problem).__name__)
+    except psycopg.Error as problem:  # unreachable, missing, refused: as --enqueue says it
+        from . import EXIT_STORAGE
+
+        # libpq's message can span lines: one line here.
+        reason = " ".join(redacted(str(problem), url).split()) or type(problem).__name__
+        _say(f"the Postgres journal could not be read ({reason})")
+        return EXIT_STORAGE
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0

@@ -105,7 +105,14 @@ def _journal(given: str | None) -> tuple[str, str]:
     """(the journal, how to show it): a file, or a Postgres URL whose database answers (its
     schema made or upgraded here). `InputError` on bad usage, `_UnreachableError` else."""
     from ._inputs import InputError
-    from ._worker import DATABASE_URL_ENV, _driver_missing, checked_url, is_postgres_url, redacted
+    from ._worker import (
+        DATABASE_URL_ENV,
+        _driver_missing,
+        checked_url,
+        is_postgres_url,
+        redacted,
+        url_source,
+    )
 
     journal = given or os.environ.get(DATABASE_URL_ENV)
     if not journal:
@@ -116,7 +123,7 @@ def _journal(given: str | None) -> tuple[str, str]:
         return journal, journal
     if _driver_missing():
         raise InputError("no Postgres driver")
-    checked_url(journal)
+    checked_url(journal, url_source(given, "--journal"))
     from ..journal._pg_delivery import DeliveryDatabase, safe_url
 
     async def reachable() -> None:

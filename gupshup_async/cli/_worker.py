@@ -45,7 +45,11 @@ def add_worker_parser(commands: Any) -> None:
         "worker",
         help="run the campaigns stored in Postgres until stopped",
         description="Takes apps with ready campaigns (one worker per app at a time) and sends "
-        "them at each campaign's rate; tokens come from the variables the campaigns name.",
+        "them at each campaign's rate; tokens come from the variables the campaigns name. "
+        "A database that does not answer (yet) is tried again every few seconds.",
+        epilog="exit status: 0 stopped (SIGINT, SIGTERM, or idle with --exit-when-idle), 2 bad "
+        "usage, 4 the database can never be used as given (credentials refused, no such role "
+        "or database, a newer schema).",
     )
     worker.add_argument(
         "--journal", default=None, help=f"postgresql:// URL (or ${DATABASE_URL_ENV})"
@@ -85,22 +89,28 @@ def database_url(
     if not url:
         raise InputError(f"give {flag} ({wanted}) or set ${DATABASE_URL_ENV}")
     if not is_postgres_url(url):
-        source = flag if given else f"${DATABASE_URL_ENV}"
+        source = url_source(given, flag)
         raise InputError(f"{source} must be a postgresql:// URL here, got {url.split(':')[0]}:")
     return url
 
 
-def checked_url(url: str) -> str:
-    """`url` once libpq can parse it; `InputError` otherwise, never quoting it (libpq's own
-    message repeats the token it cannot read, which can be the password)."""
+def url_source(given: str | None, flag: str) -> str:
+    """Where `database_url` took the URL from, as the operator wrote it: `flag` (the option or
+    argument) when given, else the variable."""
+    return flag if given else f"${DATABASE_URL_ENV}"
+
+
+def checked_url(url: str, source: str) -> str:
+    """`url` once libpq can parse it; `InputError` naming `source` (where the URL came from,
+    see `url_source`) otherwise, never quoting it (libpq's own message repeats the token it
+    cannot read, which can be the password)."""
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         conninfo_to_dict(url)
     except Exception:
         raise InputError(
-            "--journal (or $GUPSHUP_DATABASE_URL) is not a valid postgresql:// URL "
-            "(not shown: it may hold a password)"
+            f"{source} is not a valid postgresql:// URL (not shown: it may hold a password)"
         ) from None
     return url
 
@@ -131,13 +141,13 @@ def _driver_missing() -> bool:
     return False
 
 
-def _unusable_url(url: str) -> int | None:
+def _unusable_url(url: str, source: str) -> int | None:
     """Exit status 2 (said in one line) when Postgres cannot be asked at all: no driver, or a
-    URL libpq cannot parse; None when `url` may be tried."""
+    URL libpq cannot parse (named by `source`); None when `url` may be tried."""
     if _driver_missing():
         return 2
     try:
-        checked_url(url)
+        checked_url(url, source)
     except InputError as problem:
         return _say(problem)
     return None
@@ -177,7 +187,7 @@ def enqueue(args: argparse.Namespace, *, app_id: str | None, base_url: str) -> i
         )
     except (InputError, ValueError) as problem:
         return _say(problem)
-    if (status := _unusable_url(url)) is not None:
+    if (status := _unusable_url(url, url_source(args.journal, "--journal"))) is not None:
         return status
     from ..journal.postgres import CampaignSpec
 
@@ -244,7 +254,7 @@ def run_worker(args: argparse.Namespace) -> int:
             raise InputError(f"--max-apps must be >= 1, got {args.max_apps}")
     except InputError as problem:
         return _say(problem)
-    if (status := _unusable_url(url)) is not None:
+    if (status := _unusable_url(url, url_source(args.journal, "--journal"))) is not None:
         return status
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return asyncio.run(_work(url, args))
@@ -265,7 +275,12 @@ def worker_from_args(url: str, args: argparse.Namespace) -> Worker:
 
 
 async def _work(url: str, args: argparse.Namespace) -> int:
+    """Sessions until stopped: a database that is not reachable (yet) is tried again; one that
+    can never work (refused credentials, no such role or database, a newer schema) ends the
+    worker with one line and exit 4."""
     import psycopg
+
+    from ..journal.postgres import SchemaTooNewError, permanent_failure
 
     worker = worker_from_args(url, args)
     stop = asyncio.Event()
@@ -276,7 +291,19 @@ async def _work(url: str, args: argparse.Namespace) -> int:
     while not stop.is_set():
         try:
             await worker.run(stop, exit_when_idle=args.exit_when_idle)
-        except psycopg.OperationalError as lost:
+        except (psycopg.Error, SchemaTooNewError) as lost:
+            if permanent_failure(lost):
+                from . import EXIT_STORAGE
+
+                reason = " ".join(redacted(str(lost), url).split()) or type(lost).__name__
+                print(
+                    f"gupshup-async: error: worker {worker.name}: the Postgres journal cannot "
+                    f"be used ({reason}): fix it, then start the worker again",
+                    file=sys.stderr,
+                )
+                return EXIT_STORAGE
+            if not isinstance(lost, psycopg.OperationalError):
+                raise
             # The session's apps stopped; their leases expire and are taken over (maybe by us).
             logging.getLogger("gupshup_async.worker").warning(
                 "database failed: %s", redacted(str(lost), url)

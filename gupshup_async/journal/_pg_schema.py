@@ -17,6 +17,12 @@ SCHEMA_VERSION = 2
 #: Serialises schema creation between concurrent `--enqueue` runs (any constant key will do).
 SCHEMA_LOCK = 0x67757073  # "gups"
 
+
+class SchemaTooNewError(RuntimeError):
+    """The database's journal schema is newer than this version knows: upgrade gupshup-async
+    (no retry helps; nothing was changed)."""
+
+
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS gupshup_schema (version INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS gupshup_campaigns (
@@ -124,7 +130,7 @@ async def ensure_schema(db: psycopg.AsyncConnection[Any]) -> None:
         row = await cursor.fetchone()
         version = row[0] if row and row[0] is not None else 0
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise SchemaTooNewError(
                 f"the database's journal schema is version {version}, newer than this "
                 f"gupshup-async's {SCHEMA_VERSION}: upgrade gupshup-async"
             )

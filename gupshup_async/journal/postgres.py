@@ -37,7 +37,8 @@ from .._bulk import BulkResult, Outcome
 from .._recipients import normalize_recipient
 from ._interface import DUPLICATE_ERROR, FINAL_STATES, INTERRUPTED_ERROR, final_record
 from ._pg_commits import GroupCommits, LeaseLostError
-from ._pg_schema import SCHEMA_LOCK, SCHEMA_VERSION, ensure_schema
+from ._pg_failures import permanent_failure
+from ._pg_schema import SCHEMA_LOCK, SCHEMA_VERSION, SchemaTooNewError, ensure_schema
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -46,6 +47,8 @@ __all__ = [
     "LeaseLostError",
     "PostgresJournal",
     "PostgresStore",
+    "SchemaTooNewError",
+    "permanent_failure",
 ]
 
 
