@@ -224,8 +224,8 @@ def test_report_reads_a_journal_a_running_campaign_holds_open(tmp_path: Path) ->
     try:
         journal.bind({"message_sha256": "m", "recipients_sha256": "r"})
         journal.load(NUMBERS)
-        done = subprocess.run([sys.executable, "-m", "gupshup_async", "report", str(path), "--json"],
-                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        report = [sys.executable, "-m", "gupshup_async", "report", str(path), "--json"]
+        done = subprocess.run(report, capture_output=True, text=True, timeout=60, check=False)
     finally:
         journal.close()
     assert done.returncode == 0, done.stderr
