@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ..webhooks import DEFAULT_SECRET_HEADER, WebhookReceiver
@@ -124,6 +125,7 @@ def _journal(given: str | None) -> tuple[str, str]:
             f"give --journal FILE or --journal postgresql://... (or set ${DATABASE_URL_ENV})"
         )
     if not is_postgres_url(journal):
+        _check_existing_file(Path(journal))
         return journal, journal
     if _driver_missing():
         raise InputError("no Postgres driver")
@@ -147,6 +149,25 @@ def _journal(given: str | None) -> tuple[str, str]:
         reason = " ".join(redacted(str(failed), journal).split()) or type(failed).__name__
         raise _UnreachableError(reason) from None
     return journal, safe_url(journal)
+
+
+def _check_existing_file(path: Path) -> None:
+    """`InputError` for a file that is not a campaign journal, left as it is. A new name or an
+    empty file is made into one: the receiver may start before its campaign."""
+    from ..journal import CampaignMismatchError
+    from ..journal.delivery import check_journal_file
+    from ._inputs import InputError
+
+    if path.is_dir():
+        raise InputError(f"--journal {path} is a directory; give a file name")
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        check_journal_file(path, named="--journal")
+    except CampaignMismatchError as problem:
+        raise InputError(str(problem)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read journal {path}: {exc.strerror}") from None
 
 
 def serve_webhooks(args: argparse.Namespace) -> int:

@@ -28,16 +28,17 @@ _PRIVATE_FILE_MODE = 0o600
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def check_journal_file(path: Path) -> None:
-    """Raise `CampaignMismatchError` unless `path` is a campaign journal (an SQLite file with a
-    `recipients` table); `OSError` when it cannot be read. Reads, never writes: without a -wal
+def check_journal_file(path: Path, *, named: str = "journal") -> None:
+    """Raise `CampaignMismatchError` (its line starts with `named` and the path) unless `path`
+    is a campaign journal (an SQLite file with a `recipients` table); `OSError` when it cannot
+    be read. Reads, never writes: without a -wal
     file beside it (no process has it open) it is read as immutable, which makes no -wal or
     -shm; with one, read-only through the live -wal, so a running campaign's table is seen."""
     with path.open("rb") as raw:
         head = raw.read(len(SQLITE_HEADER))
     if head != SQLITE_HEADER:
         what = "an empty file" if not head else "not an SQLite file"
-        raise CampaignMismatchError(f"journal {path} is not a campaign journal ({what})")
+        raise CampaignMismatchError(f"{named} {path} is not a campaign journal ({what})")
     live = path.with_name(path.name + "-wal").exists()
     uri = f"{path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}"
     db = sqlite3.connect(uri, uri=True)
@@ -54,7 +55,7 @@ def check_journal_file(path: Path) -> None:
     finally:
         db.close()
     if found is None:
-        raise CampaignMismatchError(f"journal {path} is not a campaign journal ({what})")
+        raise CampaignMismatchError(f"{named} {path} is not a campaign journal ({what})")
 
 
 class DeliveryJournal(DeliveryRecords):
