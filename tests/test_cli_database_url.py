@@ -219,6 +219,6 @@ def test_report_names_the_variable_when_the_unparsable_url_came_from_it() -> Non
 def test_report_help_lists_its_exit_statuses() -> None:
     done = _cli("report", "--help", url=None)
     assert (
-        "exit status: 0 printed, 2 bad usage (or no such journal file or campaign), 4 the "
-        "Postgres database could not be read."
+        "exit status: 0 printed, 2 bad usage (or no such journal file or campaign, or a file "
+        "that is not a campaign journal), 4 the Postgres database could not be read."
     ) in " ".join(done.stdout.split())

@@ -143,3 +143,99 @@ def test_demo_ends_with_the_funnel_the_mock_planned(tmp_path: Path) -> None:
     assert f"Accepted by Gupshup: {expected['accepted']}" in done.stdout
     assert re.search(rf"read\s+{expected['read']}\s", done.stdout)
     assert re.search(rf"failed\s+{expected['failed']}\s", done.stdout)
+
+
+# ---------------------------------------------------------------- a file that is not a journal
+
+
+def _sqlite_file(path: Path, *, wal: bool) -> sqlite3.Connection:
+    """An SQLite database of something else (contacts, no recipients table), left open."""
+    db = sqlite3.connect(path, isolation_level=None)
+    if wal:
+        db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE contacts (phone TEXT)")
+    db.execute("INSERT INTO contacts VALUES ('917000000000')")
+    return db
+
+
+def _state(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file of `directory`: its bytes and modification time (ns)."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(directory.iterdir())}
+
+
+NOT_A_JOURNAL = {
+    "a CSV": "not an SQLite file",
+    "a text file": "not an SQLite file",
+    "an empty file": "an empty file",
+    "an SQLite file": "an SQLite database without a recipients table",
+    "a WAL SQLite file": "an SQLite database without a recipients table",
+    "a WAL SQLite file in use": "an SQLite database without a recipients table",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_A_JOURNAL))
+def test_report_on_a_file_that_is_not_a_journal_exits_2_and_leaves_it_as_it_was(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "given"
+    holder = None
+    if kind == "a CSV":
+        path.write_text("phone,name\n917000000000,A\n")
+    elif kind == "a text file":
+        path.write_text("send these tomorrow\n")
+    elif kind == "an empty file":
+        path.touch()
+    else:
+        holder = _sqlite_file(path, wal=kind != "an SQLite file")
+        if kind != "a WAL SQLite file in use":
+            holder.close()  # closed: no -wal or -shm left beside it
+            holder = None
+    try:
+        before = _state(tmp_path)
+        done = subprocess.run([sys.executable, "-m", "gupshup_async", "report", str(path)],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        after = _state(tmp_path)
+    finally:
+        if holder is not None:
+            holder.close()
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"gupshup-async: error: journal {path} is not a campaign journal ({NOT_A_JOURNAL[kind]})\n"
+    )
+    assert done.stdout == ""
+    assert sorted(after) == sorted(before)  # no -wal, -shm or .lock made
+    if kind == "a WAL SQLite file in use":  # readers mark the holder's shared memory, by design
+        del before["given-shm"], after["given-shm"]
+    assert after == before  # same bytes, same times
+
+
+def test_report_on_a_file_that_does_not_exist_exits_2_and_makes_none(tmp_path: Path) -> None:
+    path = tmp_path / "nothing.sqlite3"
+    done = subprocess.run([sys.executable, "-m", "gupshup_async", "report", str(path)],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == f"gupshup-async: error: journal {path} does not exist\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_reads_a_journal_a_running_campaign_holds_open(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)  # open, as while a campaign runs: its tables are in the -wal yet
+    try:
+        journal.bind({"message_sha256": "m", "recipients_sha256": "r"})
+        journal.load(NUMBERS)
+        report = [sys.executable, "-m", "gupshup_async", "report", str(path), "--json"]
+        done = subprocess.run(report, capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        journal.close()
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["recipients"] == len(NUMBERS)
+
+
+def test_report_on_a_directory_says_so(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "gupshup_async", "report", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"gupshup-async: error: journal {tmp_path} is a directory, not a journal file\n"
+    )

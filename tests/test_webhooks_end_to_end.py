@@ -265,3 +265,32 @@ def test_serve_does_not_trust_x_forwarded_for_unless_told(tmp_path: Path) -> Non
             process.communicate(timeout=30)
     # uvicorn's own proxy headers would believe 127.0.0.1; only --trusted-proxy may
     assert answers == [403, 200]
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [(b"phone\n917000000001\n", "not an SQLite file"), (None, "an SQLite database without a "
+     "recipients table")],
+)  # fmt: skip
+def test_serve_refuses_a_file_that_is_not_a_journal_and_leaves_it_as_it_was(
+    tmp_path: Path, content: bytes | None, what: str
+) -> None:
+    path = tmp_path / "given"
+    if content is None:
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE contacts (phone TEXT)")
+        db.close()
+    else:
+        path.write_bytes(content)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    serve = [sys.executable, "-m", "gupshup_async", "webhooks", "serve", "--journal", str(path),
+             "--port", "0", "--allow-ip", "127.0.0.1/32"]  # fmt: skip
+    done = subprocess.run(
+        serve, capture_output=True, text=True, timeout=60, check=False, env=_env()
+    )
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"gupshup-async: error: --journal {path} is not a campaign journal ({what})\n"
+    )
+    assert after == before

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
+import urllib.parse
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -233,7 +236,7 @@ def test_serve_takes_the_database_from_the_environment_and_says_when_it_is_down(
              "--allow-ip", "127.0.0.1/32"]  # fmt: skip
     down = subprocess.run(serve, env=_env(GUPSHUP_DATABASE_URL="postgresql://u:pa55w0rd-x@127.0.0.1:1/x"),
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
-    assert down.returncode == 1
+    assert down.returncode == 4
     assert "cannot connect to postgresql://u:***@127.0.0.1:1/x" in down.stderr
     assert "pa55w0rd" not in down.stderr + down.stdout
     process = subprocess.Popen(serve, env=_env(GUPSHUP_DATABASE_URL=database_url),
@@ -247,3 +250,73 @@ def test_serve_takes_the_database_from_the_environment_and_says_when_it_is_down(
         process.communicate(timeout=30)
     assert answer.status_code == 200
     assert _report(database_url)["delivery"]["unmatched_events"] == 1
+
+
+# ---------------------------------------------------------------- a database it cannot use: exit 4
+
+PASSWORD = "pw-Hk41zQe"
+
+
+def _serve_on(url: str) -> subprocess.CompletedProcess[str]:
+    """`webhooks serve` with the URL in the environment, run until it exits on its own."""
+    serve = [sys.executable, "-m", "gupshup_async", "webhooks", "serve", "--port", "0",
+             "--allow-ip", "127.0.0.1/32"]  # fmt: skip
+    return subprocess.run(serve, env=_env(GUPSHUP_DATABASE_URL=url), capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+
+def _says_unusable(done: subprocess.CompletedProcess[str], why: str) -> None:
+    assert done.returncode == 4, done.stderr
+    assert done.stdout == ""  # never listened
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("gupshup-async: error: the Postgres journal could not be used (")
+    assert lines[0].endswith("): fix it, then start webhooks serve again"), lines[0]
+    assert why in lines[0], lines[0]
+    assert PASSWORD not in done.stderr
+
+
+def _elsewhere(url: str, *, database: str) -> str:
+    """`url` with a password (its cluster trusts local roles: carried, never checked) and
+    another database."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = f"{parts.username or 'postgres'}:{PASSWORD}@{parts.netloc.rpartition('@')[2]}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, path=f"/{database}"))
+
+
+def test_serve_exits_4_when_the_database_does_not_exist(postgres_server: str) -> None:
+    missing = f"missing_{uuid.uuid4().hex[:8]}"
+    done = _serve_on(_elsewhere(postgres_server, database=missing))
+    _says_unusable(done, f'database "{missing}" does not exist')
+
+
+def test_serve_exits_4_on_a_closed_port() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    done = _serve_on(f"postgresql://postgres:{PASSWORD}@127.0.0.1:{closed}/gupshup")
+    _says_unusable(done, f"cannot connect to postgresql://postgres:***@127.0.0.1:{closed}/gupshup")
+    assert "Connection refused" in done.stderr
+
+
+def test_serve_exits_4_when_no_server_listens_on_the_socket(tmp_path: Path) -> None:
+    done = _serve_on(f"postgresql://postgres:{PASSWORD}@/gupshup?host={tmp_path / 'no-server'}")
+    _says_unusable(done, f"{tmp_path / 'no-server'}/.s.PGSQL.5432")
+
+
+def test_serve_exits_4_on_a_newer_schema(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as db:
+        db.execute("CREATE TABLE gupshup_schema (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO gupshup_schema (version) VALUES (99)")
+    done = _serve_on(database_url)
+    _says_unusable(done, "the database's journal schema is version 99, newer than this")
+
+
+def test_serve_help_lists_its_exit_statuses() -> None:
+    done = subprocess.run([sys.executable, "-m", "gupshup_async", "webhooks", "serve", "--help"],
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert (
+        "exit status: 0 stopped (SIGINT, SIGTERM), 2 bad usage, 4 the Postgres journal could not "
+        "be used at start (unreachable, no such database or role, credentials refused, a newer "
+        "schema)"
+    ) in " ".join(done.stdout.split())

@@ -2,6 +2,8 @@
 
 Every problem is an `InputError` carrying one line for the operator (exit 2); none leaves a
 file behind that would block the corrected run. The recipients file is `_recipients_file`.
+A value from an input file (a cell, a header, a field name) is shown through `quoted()`: a
+short prefix, never a whole 64 Ki-character cell in one terminal line.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pydantic
 from .._media import Audio, Document, Image, Sticker, Video
 from .._media_upload import check_media
 from .._messages import MESSAGE_TYPES, Message, Text, message_from_wire
+from .._recipients import mask_recipient
 from .._settings import check_base_url
 
 #: Top-level fields a message file may hold besides `type` and the type's own object.
@@ -29,10 +32,33 @@ REFUSED_FIELDS = {
     "biz_opaque_callback_data": "the campaign sets its own on every send (its tag and the "
     "recipient's row), so that delivery webhooks find the recipient",
 }
+#: The most characters of a value from an input file an error message shows.
+QUOTE_CHARS = 40
+#: How many values of a list (a file's headers, unexpected fields) an error message shows.
+QUOTE_ITEMS = 10
+#: The most characters of the models' own words (which may quote the file) relayed in one line.
+RELAYED_CHARS = 200
 
 
 class InputError(Exception):
     """An input that cannot be used: the campaign stops before sending anything (exit 2)."""
+
+
+def quoted(value: str, *, mask: bool = False) -> str:
+    """`value` from an input file as an error message shows it: in quotes, masked as the logs
+    mask phone numbers when it may be one, and cut after `QUOTE_CHARS` with "..." and its
+    length when longer, so the operator sees what it is without a terminal full of it."""
+    shown = mask_recipient(value) if mask else value
+    if len(shown) <= QUOTE_CHARS:
+        return repr(shown)
+    return f"{shown[:QUOTE_CHARS]!r}... ({len(value)} characters)"
+
+
+def quoted_all(values: list[str], *, mask: bool = False) -> str:
+    """The first `QUOTE_ITEMS` of `values`, each `quoted()`, and how many more there are."""
+    shown = ", ".join(quoted(value, mask=mask) for value in values[:QUOTE_ITEMS])
+    more = len(values) - QUOTE_ITEMS
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def known_types() -> list[str]:
@@ -105,8 +131,11 @@ def _message_from_file(path: Path) -> Message:
     kind = data.get("type")
     if kind is None:
         raise InputError(f"{where}: no 'type'; known types: {kinds}")
-    if not isinstance(kind, str) or kind not in known_types():
-        raise InputError(f"{where}: unknown type {kind!r}; known types: {kinds}")
+    if not isinstance(kind, str):
+        raise InputError(f"{where}: 'type' must be a string, got {_json_kind(kind)}; known "
+                         f"types: {kinds}")  # fmt: skip
+    if kind not in known_types():
+        raise InputError(f"{where}: unknown type {quoted(kind)}; known types: {kinds}")
     payload = data.get(kind)
     expected = list if kind == "contacts" else dict
     if not isinstance(payload, expected):
@@ -117,7 +146,7 @@ def _message_from_file(path: Path) -> Message:
     extra = sorted(set(data) - {"type", kind} - ENVELOPE_FIELDS)
     if extra:
         raise InputError(
-            f"{where}: unexpected top-level field(s) {', '.join(extra)} beside type {kind!r}"
+            f"{where}: unexpected top-level field(s) {quoted_all(extra)} beside type {kind!r}"
         )
     try:
         return message_from_wire(data)
@@ -135,7 +164,7 @@ def _first_error(exc: pydantic.ValidationError) -> str:
     if not errors:
         return _one_line(str(exc))
     first = errors[0]
-    location = ".".join(str(part) for part in first["loc"]) or "message"
+    location = _one_line(".".join(str(part) for part in first["loc"])) or "message"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{location}: {_one_line(first['msg'])}{more}"
 
@@ -147,7 +176,11 @@ def _json_kind(value: Any) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """`text` on one line, cut after `RELAYED_CHARS` (it may quote the file's values)."""
+    line = " ".join(text.split())
+    if len(line) <= RELAYED_CHARS:
+        return line
+    return f"{line[:RELAYED_CHARS]}... ({len(line)} characters)"
 
 
 def check_base_url_input(base_url: str, *, allow_insecure_http: bool) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .._recipients import normalize_recipient
-from ._inputs import InputError
+from ._inputs import InputError, quoted, quoted_all
 
 #: Header names taken as the phone column, in order of preference, compared after
 #: `header_key()` (lower case, letters and digits only): "Mobile No." is "mobileno".
@@ -124,7 +124,7 @@ class RecipientsFile:
         """One line for the operator: which column is read, as what."""
         if self.delimiter is None:
             return "one number per line"
-        name = repr(self.header[self.column]) if self.header else "without a header"
+        name = quoted(self.header[self.column]) if self.header else "without a header"
         return f"column {self.column + 1} {name}, separated by {_delimiter_name(self.delimiter)}"
 
 
@@ -182,9 +182,9 @@ def inspect_recipients(
             for line_number, cell in layout._numbers(handle):
                 if _SCIENTIFIC.match(cell):
                     raise InputError(
-                        f"{path} line {line_number}: {cell!r} is in scientific notation: the "
-                        "column was saved as a number and lost digits; format it as text in the "
-                        "spreadsheet and export again"
+                        f"{path} line {line_number}: {quoted(cell)} is in scientific notation: "
+                        "the column was saved as a number and lost digits; format it as text in "
+                        "the spreadsheet and export again"
                     )
                 rows += 1
                 if len(sample_numbers) < SAMPLE_ROWS:
@@ -264,7 +264,7 @@ def _find_column(
     keys = [header_key(cell) for cell in cells]
     is_header = not any(_is_number(cell) for cell in cells)
     header = tuple(cells) if is_header else None
-    seen = ", ".join(repr(cell) for cell in cells)
+    seen = quoted_all(cells, mask=not is_header)  # a first row of numbers: phone numbers
     if column is not None:
         if column.strip().isdigit():
             index = int(column) - 1
@@ -298,9 +298,9 @@ def _only_column(path: Path, cells: list[str], index: int) -> int:
     if len(same) > 1:
         positions = ", ".join(map(str, same))
         raise InputError(
-            f"the phone column {cells[index]!r} appears {len(same)} times in {path} (columns "
-            f"{positions}); give the one to read by position: --column N (e.g. --column "
-            f"{same[0]})"
+            f"the phone column {quoted(cells[index])} appears {len(same)} times in {path} "
+            f"(columns {positions}); give the one to read by position: --column N (e.g. "
+            f"--column {same[0]})"
         )
     return index
 
@@ -323,8 +323,8 @@ def _check_sample(
     line, cell = invalid[0]
     raise InputError(
         f"{len(invalid)} of the first {len(sample)} numbers in {path} are not valid phone "
-        f"numbers (line {line}: {cell!r}), reading {layout.describe()}; pick the column with "
-        "--column, or pass --allow-invalid to send to the valid ones"
+        f"numbers (line {line}: {quoted(cell, mask=True)}), reading {layout.describe()}; pick "
+        "the column with --column, or pass --allow-invalid to send to the valid ones"
     )
 
 

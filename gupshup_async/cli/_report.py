@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..journal import CampaignMismatchError
 from ..journal.delivery import DeliveryJournal
 
 #: One line on what a failure code means and what to do (Meta's and Gupshup's codes).
@@ -152,6 +153,23 @@ def write_failure_rows(
     return count
 
 
+def _existing_journal(path: Path) -> DeliveryJournal:
+    """The journal file at `path`; `InputError` when there is none to read (nothing made),
+    `CampaignMismatchError` when it is some other file (nothing written)."""
+    from ._inputs import InputError
+
+    if path.is_dir():
+        raise InputError(f"journal {path} is a directory, not a journal file")
+    if not path.exists():
+        raise InputError(f"journal {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"journal {path} is not a regular file (a pipe or a device)")
+    try:
+        return DeliveryJournal.existing(path)
+    except OSError as exc:
+        raise InputError(f"cannot read journal {path}: {exc.strerror}") from None
+
+
 def add_report_parser(commands: Any) -> None:
     """Add `report` to the console script's subcommands."""
     from ._worker import DATABASE_URL_ENV
@@ -162,7 +180,8 @@ def add_report_parser(commands: Any) -> None:
         description="The delivery funnel of a campaign's SQLite journal, or the counts of the "
         f"campaigns in Postgres. Without JOURNAL the Postgres URL is read from "
         f"${DATABASE_URL_ENV}: a password on the command line shows in `ps`.",
-        epilog="exit status: 0 printed, 2 bad usage (or no such journal file or campaign), "
+        epilog="exit status: 0 printed, 2 bad usage (or no such journal file or campaign, or "
+        "a file that is not a campaign journal), "
         "4 the Postgres database could not be read.",
     )
     report.add_argument(
@@ -182,8 +201,8 @@ def add_report_parser(commands: Any) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    """Print the report of `args.journal`; exit 2 when it does not exist, 4 when its Postgres
-    database cannot be read."""
+    """Print the report of `args.journal`; exit 2 when it does not exist or is no campaign
+    journal (left untouched), 4 when its Postgres database cannot be read."""
     from ._inputs import InputError
     from ._report_postgres import report_postgres
     from ._worker import database_url, is_postgres_url, url_source
@@ -199,10 +218,11 @@ def run_report(args: argparse.Namespace) -> int:
         source = url_source(args.journal, "JOURNAL")
         return report_postgres(url, args.campaign, args.json, args.failures, source=source)
     args.journal = Path(args.journal)
-    if not args.journal.is_file():
-        print(f"gupshup-async: error: journal {args.journal} does not exist", file=sys.stderr)
+    try:
+        journal = _existing_journal(args.journal)  # beside a running campaign or webhooks serve
+    except (InputError, CampaignMismatchError) as problem:
+        print(f"gupshup-async: error: {problem}", file=sys.stderr)
         return 2
-    journal = DeliveryJournal(args.journal)  # beside a running campaign or webhooks serve
     try:
         report = funnel(journal)
         if args.failures is not None:

@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ..webhooks import DEFAULT_SECRET_HEADER, WebhookReceiver
@@ -33,6 +34,9 @@ def add_webhooks_parser(commands: Any) -> None:
         "serve",
         help="store callbacks in a campaign journal and reconcile its delivery statuses",
         description="Answer Gupshup's v3 callbacks (POST), store them in the journal, then 200.",
+        epilog="exit status: 0 stopped (SIGINT, SIGTERM), 2 bad usage, 4 the Postgres journal "
+        "could not be used at start (unreachable, no such database or role, credentials "
+        "refused, a newer schema); once serving, a lost database answers 503 instead.",
     )
     serve.add_argument(
         "--journal",
@@ -98,7 +102,8 @@ def _usage(problem: str) -> int:
 
 
 class _UnreachableError(Exception):
-    """The Postgres journal does not answer (or holds a newer schema): exit 1, not usage."""
+    """The Postgres journal cannot be used at start (it does not answer, or holds a newer
+    schema): the CLI's "database cannot be used", exit 4, not usage."""
 
 
 def _journal(given: str | None) -> tuple[str, str]:
@@ -120,6 +125,7 @@ def _journal(given: str | None) -> tuple[str, str]:
             f"give --journal FILE or --journal postgresql://... (or set ${DATABASE_URL_ENV})"
         )
     if not is_postgres_url(journal):
+        _check_existing_file(Path(journal))
         return journal, journal
     if _driver_missing():
         raise InputError("no Postgres driver")
@@ -133,15 +139,40 @@ def _journal(given: str | None) -> tuple[str, str]:
         finally:
             await database.aclose()
 
+    import psycopg
+
+    from ..journal.postgres import SchemaTooNewError
+
     try:
         asyncio.run(reachable())
-    except Exception as failed:  # no database, or a newer schema there
-        raise _UnreachableError(redacted(str(failed), journal)) from None
+    except (psycopg.Error, SchemaTooNewError) as failed:  # no database, or a newer schema
+        reason = " ".join(redacted(str(failed), journal).split()) or type(failed).__name__
+        raise _UnreachableError(reason) from None
     return journal, safe_url(journal)
 
 
+def _check_existing_file(path: Path) -> None:
+    """`InputError` for a file that is not a campaign journal, left as it is. A new name or an
+    empty file is made into one: the receiver may start before its campaign."""
+    from ..journal import CampaignMismatchError
+    from ..journal.delivery import check_journal_file
+    from ._inputs import InputError
+
+    if path.is_dir():
+        raise InputError(f"--journal {path} is a directory; give a file name")
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        check_journal_file(path, named="--journal")
+    except CampaignMismatchError as problem:
+        raise InputError(str(problem)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read journal {path}: {exc.strerror}") from None
+
+
 def serve_webhooks(args: argparse.Namespace) -> int:
-    """Serve the receiver with uvicorn until interrupted; exit 2 on bad usage."""
+    """Serve the receiver with uvicorn until interrupted; exit 2 on bad usage, 4 when the
+    Postgres journal cannot be used at start."""
     secret: str | None = None
     if args.secret_env is not None:
         secret = os.environ.get(args.secret_env) or None
@@ -159,8 +190,14 @@ def serve_webhooks(args: argparse.Namespace) -> int:
     except InputError as problem:
         return _usage(str(problem))
     except _UnreachableError as problem:
-        print(f"gupshup-async: error: {problem}", file=sys.stderr)
-        return 1
+        from . import EXIT_STORAGE
+
+        print(
+            f"gupshup-async: error: the Postgres journal could not be used ({problem}): fix "
+            "it, then start webhooks serve again",
+            file=sys.stderr,
+        )
+        return EXIT_STORAGE
     try:
         receiver = WebhookReceiver(
             journal=journal,
