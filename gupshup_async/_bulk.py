@@ -25,7 +25,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypedDict
 
 from aiolimiter import AsyncLimiter
@@ -76,7 +76,7 @@ class Outcome:
     "invalid" (bad number or message), "duplicate" (repeated in this run, not sent) or
     "not_sent" (stopped before its first request or before a retry; surely not delivered).
     `latency` is seconds from the first request to the final answer; `index` the position
-    in the input.
+    in the input; `raw_json` a sent message's answer as received (`SendResult.raw_json`).
     """
 
     index: int
@@ -87,6 +87,7 @@ class Outcome:
     error: BaseException | None = None
     attempts: int = 0
     latency: float = 0.0
+    raw_json: str = field(default="", repr=False, compare=False)
 
     @property
     def code(self) -> int | None:
@@ -455,8 +456,9 @@ class _Run:
             else:
                 latency = self.clock() - started
                 self.client._report_attempt(retries + 1, digits, None, None)
+                result = _success(to, sent.raw)
                 return Outcome(
-                    index, to, digits, "sent", _success(to, sent.raw), None, retries + 1, latency
+                    index, to, digits, "sent", result, None, retries + 1, latency, sent.raw_json
                 )
             finally:
                 self.busy.discard(task)

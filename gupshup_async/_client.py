@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -62,13 +62,16 @@ MAX_CALLBACK_DATA = 512
 class SendResult:
     """What the API answered for one accepted message.
 
-    `message_id` is Gupshup's id (`gs_id` in webhooks); `raw` is the whole JSON answer.
+    `message_id` is Gupshup's id (`gs_id` in webhooks); `raw` is the whole JSON answer, and
+    `raw_json` its text as received when that is plain UTF-8 JSON ("" otherwise): a journal
+    keeps it as it came instead of encoding `raw` again.
     """
 
     message_id: str
     wa_id: str | None
     input: str | None
     raw: dict[str, Any]
+    raw_json: str = field(default="", repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,7 +501,19 @@ def _parse_success(status: int, content: bytes) -> SendResult:
         wa_id=_str_or_none(contact.get("wa_id")),
         input=_str_or_none(contact.get("input")),
         raw=raw,
+        raw_json=_as_received(content),
     )
+
+
+def _as_received(content: bytes) -> str:
+    """The answer's own text when `json.loads` read it as plain UTF-8 (no BOM, not UTF-16 or
+    32, which show NULs in the first bytes), else "": the same text that was parsed."""
+    if not content.startswith(b"{") or b"\x00" in content[:4]:
+        return ""
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:  # lone surrogates json reads but SQLite could not store
+        return ""
 
 
 def check_callback_data(value: str) -> None:

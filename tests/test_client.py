@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gupshup_async as g
-from gupshup_async._client import json_string
+from gupshup_async._client import _parse_success, json_string
 from gupshup_async.mock import MockGupshupServer
 
 from .conftest import APP_ID, BASE_URL, SEND_URL, SUCCESS, TOKEN
@@ -373,3 +373,21 @@ async def test_send_result_fields_keep_only_strings(
     result = await client.send(TO, g.Text(body="hi"))
     assert (result.message_id, result.wa_id, result.input) == ("gs-9", None, None)
     assert result.raw == answer
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        (b'{"messages": [{"id": "gs-1"}],  "x": 1.50, "y": "caf\xc3\xa9"}', True),
+        (b'\xef\xbb\xbf{"messages": [{"id": "gs-1"}]}', False),  # a BOM: json.loads skips it
+        ('{"messages": [{"id": "gs-1"}]}'.encode("utf-16-le"), False),  # json reads UTF-16 too
+        (b'{"messages": [{"id": "gs-1"}], "z": "\xed\xa0\x80"}', False),  # a lone surrogate
+        (b' {"messages": [{"id": "gs-1"}]}', False),  # leading space: not kept, still parsed
+    ],
+)
+def test_a_success_keeps_its_text_only_when_it_is_what_json_read(body: bytes, kept: bool) -> None:
+    result = _parse_success(200, body)
+    assert result.message_id == "gs-1"
+    assert result.raw_json == (body.decode() if kept else "")
+    if kept:
+        assert json.loads(result.raw_json) == result.raw

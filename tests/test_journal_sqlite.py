@@ -184,3 +184,61 @@ async def test_a_final_state_writes_the_message_id_itself_and_never_erases_one(
     journal.flush()
     ids = journal._db.execute("SELECT idx, message_id FROM recipients ORDER BY idx").fetchall()
     assert ids == [(0, "gs-917000000001"), (1, "gs-hook"), (2, None)]
+
+
+def test_load_marks_a_repeat_against_rows_an_interrupted_load_left(journal: Journal) -> None:
+    # Killed after its first batch: the number's first row is already in, its repeat is not.
+    journal._insert([_classify(0, "+91 98765 43210"), _classify(1, "917000000000")])
+    journal.load(["+91 98765 43210", "917000000000", "919876543210", "0917000000000"])
+    states = journal._db.execute("SELECT idx, state FROM recipients ORDER BY idx").fetchall()
+    # A leading zero makes another number (the API would be sent both), as before.
+    assert states == [(0, "pending"), (1, "pending"), (2, "duplicate"), (3, "pending")]
+
+
+def test_message_ids_are_indexed_for_sent_rows_only_and_lookups_use_it(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "j.sqlite3")  # a journal of an earlier version
+    old.execute("CREATE TABLE recipients (idx INTEGER PRIMARY KEY, recipient TEXT NOT NULL, "
+                "digits TEXT, state TEXT NOT NULL, error TEXT, code INTEGER, result TEXT, "
+                "runs INTEGER NOT NULL DEFAULT 0, updated REAL, message_id TEXT)")  # fmt: skip
+    old.execute("CREATE INDEX recipients_message_id ON recipients (message_id)")
+    old.close()
+    journal = Journal(tmp_path / "j.sqlite3")
+    indexes = {row[0]: row[1] for row in journal._db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'recipients'")}  # fmt: skip
+    assert "recipients_message_id" not in indexes  # every unsent row's NULL was an entry
+    assert indexes["recipients_sent_message_id"].endswith("WHERE message_id IS NOT NULL")
+    for query in (
+        "SELECT idx FROM recipients WHERE message_id = 'gs-1'",
+        "SELECT e.rowid, r.idx FROM webhook_events AS e "
+        "JOIN recipients AS r ON r.message_id = e.message_id WHERE e.applied = 0",
+    ):
+        plan = str(journal._db.execute(f"EXPLAIN QUERY PLAN {query}").fetchall())
+        assert "USING COVERING INDEX recipients_sent_message_id" in plan, plan
+    journal.close()
+
+
+async def test_a_sent_answer_is_kept_as_the_api_wrote_it(journal: Journal) -> None:
+    journal.load(["917000000001", "917000000002"])
+    list(journal.pending())
+    text = '{"messages": [{"id": "gs-1"}],  "price": 1.50, "note": "caf\u00e9"}'
+    result = {
+        "recipient": "917000000001",
+        "success": True,
+        "result": {"messages": [{"id": "gs-1"}]},
+    }
+    await journal.mark_sending("917000000001")
+    journal.record(Outcome(0, "917000000001", "917000000001", "sent", result, raw_json=text))  # type: ignore[arg-type]
+    await journal.mark_sending("917000000002")
+    journal.record(_sent("917000000002", "917000000002"))  # no text: the parsed answer, encoded
+    journal.flush()
+    stored = journal._db.execute(
+        "SELECT result, message_id FROM recipients ORDER BY idx"
+    ).fetchall()
+    assert stored == [
+        (text, "gs-1"),
+        ('{"messages": [{"id": "gs-917000000002"}]}', "gs-917000000002"),
+    ]
+    assert [row["result"] for row in journal.results()] == [  # type: ignore[typeddict-item]
+        {"messages": [{"id": "gs-1"}], "price": 1.5, "note": "caf\u00e9"},
+        {"messages": [{"id": "gs-917000000002"}]},
+    ]

