@@ -7,8 +7,8 @@ repeated delivery is recognised and applied once, and the receiver can acknowled
 commit. An event whose message is not known yet (its send's answer is still in flight) stays
 `applied = 0` until `apply_unmatched` finds its recipient.
 
-The message id is filled from the send's stored answer by a trigger, so the sending path
-writes nothing more than before. What a rank means (and what `failed` after `delivered`
+A send's final state writes its message id; a trigger fills it from the stored answer for
+rows written without one (older versions). What a rank means (and what `failed` after `delivered`
 means) is decided in `gupshup_async.webhooks.reconcile`; which recipient an event settles and
 that a status only moves to a higher rank, in `_delivery_rules` (shared with Postgres).
 """
@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .._recipients import normalize_recipient
 from ._delivery_rules import (
     FORWARD_ONLY,
     EventRow,
@@ -87,8 +86,6 @@ class DeliveryRecords:
     """Mixed into `Journal`: the delivery columns, the events table and the funnel queries."""
 
     _db: sqlite3.Connection
-    _row_of: dict[str, int]
-    _handed_out: tuple[str, int] | None
 
     def _transaction(self) -> AbstractContextManager[None]:  # pragma: no cover - Journal's
         raise NotImplementedError
@@ -128,16 +125,6 @@ class DeliveryRecords:
             )
         row = self._db.execute("SELECT value FROM campaign WHERE key = 'callback_tag'").fetchone()
         return str(row[0])
-
-    def row_of(self, recipient: str) -> int | None:
-        """The journal row of a recipient `pending()` handed out (for its callback key)."""
-        last = self._handed_out
-        if last is not None and last[0] == recipient:  # the usual case: no normalising again
-            return last[1]
-        try:
-            return self._row_of.get(normalize_recipient(recipient))
-        except ValueError:
-            return None
 
     def store_events(self, rows: Sequence[EventRow]) -> list[bool]:
         """Store the events and apply the new statuses, in one transaction.

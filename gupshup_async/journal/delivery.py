@@ -68,8 +68,6 @@ class DeliveryJournal(DeliveryRecords):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._row_of: dict[str, int] = {}  # nothing is sent through this handle
-        self._handed_out: tuple[str, int] | None = None
         with self._transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():

@@ -298,6 +298,16 @@ class Journal(DeliveryRecords):
                 self._handed_out = (recipient, idx)  # its callback key is asked for next
                 yield recipient
 
+    def row_of(self, recipient: str) -> int | None:
+        """The journal row of a recipient `pending()` handed out (for its callback key)."""
+        last = self._handed_out
+        if last is not None and last[0] == recipient:  # the usual case: no normalising again
+            return last[1]
+        try:
+            return self._row_of.get(normalize_recipient(recipient))
+        except ValueError:
+            return None
+
     def counts(self) -> dict[str, int]:
         """How many recipients are in each state."""
         return dict(self._db.execute("SELECT state, COUNT(*) FROM recipients GROUP BY state"))
