@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -372,8 +373,19 @@ def test_a_recipients_file_without_newlines_is_refused_at_the_line_limit_not_rea
     peak = int(done.stdout)
     assert peak < size / 8, f"peak {peak} bytes for a {size}-byte file"
     assert done.returncode == 2, done.stderr
+    _assert_refused_as_too_long(done, to, 1, journal, server)
+
+
+def _assert_refused_as_too_long(
+    done: subprocess.CompletedProcess[str],
+    to: Path,
+    line: int,
+    journal: Path,
+    server: MockGupshupServer,
+) -> None:
+    """The campaign refused `to` at `line` for its length, before any journal or send."""
     assert one_error_line(done.stderr) == (
-        f"gupshup-async: error: recipients file {to} line 1 is longer than {MAX_LINE_CHARS} "
+        f"gupshup-async: error: recipients file {to} line {line} is longer than {MAX_LINE_CHARS} "
         "characters (the limit of a line): is it the right file, one number per line or a CSV?"
     )
     assert not journal.exists()
@@ -390,12 +402,7 @@ def test_a_csv_row_over_the_line_limit_is_refused_naming_its_line(
     to.write_text("\r\n".join(rows) + "\r\n")
     done = run(campaign_command(to, "--text", "x", "--journal", journal), cli_env(server))
     assert done.returncode == 2, done.stderr
-    assert one_error_line(done.stderr) == (
-        f"gupshup-async: error: recipients file {to} line 5 is longer than {MAX_LINE_CHARS} "
-        "characters (the limit of a line): is it the right file, one number per line or a CSV?"
-    )
-    assert not journal.exists()
-    assert server.recorder.total_attempts == 0
+    _assert_refused_as_too_long(done, to, 5, journal, server)
 
 
 @pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
