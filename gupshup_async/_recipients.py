@@ -21,7 +21,8 @@ def normalize_recipient(to: str) -> str:
     """
     if not isinstance(to, str):
         raise InvalidRecipientError(f"recipient must be a string, not {type(to).__name__}")
-    digits = to.translate(_SEPARATORS)
+    # Bare ASCII digits, the usual case, skip `translate` (a dict lookup a character).
+    digits = to if to.isascii() and to.isdigit() else to.translate(_SEPARATORS)
     if not (digits.isascii() and digits.isdigit()):
         raise InvalidRecipientError(
             f"recipient {mask_recipient(to)!r}: only digits, '+', spaces, '-' and '()' are allowed"

@@ -4,6 +4,7 @@ line each, exit 2, nothing left behind that blocks the corrected run."""
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 import subprocess
@@ -12,10 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gupshup_async.cli import _recipients_file
+from gupshup_async.cli._inputs import InputError
 from gupshup_async.cli._recipients_file import (
     MAX_LINE_CHARS,
     PHONE_HEADERS,
+    bounded_lines,
     header_key,
     inspect_recipients,
 )
@@ -414,3 +420,30 @@ def test_a_line_of_exactly_the_limit_is_read_whatever_its_line_end(
     assert len(longest) == MAX_LINE_CHARS
     to.write_text(end.join(["phone,name", f"{NUMBERS[0]},a", longest, f"{NUMBERS[2]},c"]) + end)
     assert list(inspect_recipients(to)) == NUMBERS[:3]
+
+
+def _readline_lines(text: str, limit: int) -> tuple[list[str], int | None]:
+    """The lines `readline()` gives for `text` up to the first over `limit`, and its number."""
+    handle, lines = io.StringIO(text, newline=""), list[str]()
+    while line := handle.readline():
+        if len(line.rstrip("\r\n")) > limit:
+            return lines, len(lines) + 1
+        lines.append(line)
+    return lines, None
+
+
+@given(st.text(alphabet='9a,"\r\n', max_size=60))
+def test_chunked_lines_are_readlines_lines_with_the_same_limit_and_line_number(text: str) -> None:
+    """Chunks of 7 characters against a limit of 5: every line end split across chunks."""
+    expected, too_long = _readline_lines(text, 5)
+    read: list[str] = []
+    refused: int | None = None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_recipients_file, "_READ_CHARS", 7)
+        patch.setattr(_recipients_file, "MAX_LINE_CHARS", 5)
+        try:
+            for line in bounded_lines(io.StringIO(text, newline=""), Path("to.csv")):
+                read.append(line)
+        except InputError as exc:
+            refused = int(str(exc).split(" line ")[1].split()[0])
+    assert (read, refused) == (expected, too_long)
