@@ -12,7 +12,7 @@ import pytest
 
 from gupshup_async import Outcome
 from gupshup_async.journal import JournalBusyError
-from gupshup_async.journal.sqlite import CampaignMismatchError, Journal, _classify
+from gupshup_async.journal.sqlite import CampaignMismatchError, Journal
 
 IDENTITY = {"message_sha256": "m1", "recipients_sha256": "r1"}
 
@@ -40,7 +40,7 @@ def test_load_classifies_pending_invalid_and_duplicate(journal: Journal) -> None
 
 
 def test_load_after_a_kill_mid_load_keeps_what_is_there(journal: Journal) -> None:
-    journal._insert([_classify(0, "919876543210")])  # as if killed after one batch
+    journal._insert([(0, "919876543210", "919876543210")], [])  # as if killed after one batch
     journal.load(["919876543210", "917000000000"])
     assert journal.counts() == {"pending": 2}
 
@@ -63,6 +63,17 @@ async def test_marks_of_one_loop_turn_commit_in_one_transaction(journal: Journal
     await asyncio.gather(*(journal.mark_sending(f"9170000000{i:02d}") for i in range(50)))
     assert commits == ["COMMIT"]
     assert journal.counts() == {"sending": 50}
+
+
+async def test_a_group_of_more_marks_than_one_statement_takes_marks_each_row_once(
+    journal: Journal,
+) -> None:
+    numbers = [f"91700000{i:04d}" for i in range(150)]  # more than 64 a statement, twice
+    journal.load(["919999999999", *numbers])
+    assert list(journal.pending())[1:] == numbers
+    await asyncio.gather(*(journal.mark_sending(n) for n in numbers))
+    rows = journal._db.execute("SELECT state, runs FROM recipients ORDER BY idx").fetchall()
+    assert rows == [("pending", 0)] + [("sending", 1)] * 150
 
 
 async def test_final_states_and_results_in_file_order(journal: Journal) -> None:
@@ -188,7 +199,9 @@ async def test_a_final_state_writes_the_message_id_itself_and_never_erases_one(
 
 def test_load_marks_a_repeat_against_rows_an_interrupted_load_left(journal: Journal) -> None:
     # Killed after its first batch: the number's first row is already in, its repeat is not.
-    journal._insert([_classify(0, "+91 98765 43210"), _classify(1, "917000000000")])
+    journal._insert(
+        [(0, "+91 98765 43210", "919876543210"), (1, "917000000000", "917000000000")], []
+    )
     journal.load(["+91 98765 43210", "917000000000", "919876543210", "0917000000000"])
     states = journal._db.execute("SELECT idx, state FROM recipients ORDER BY idx").fetchall()
     # A leading zero makes another number (the API would be sent both), as before.
