@@ -39,6 +39,25 @@ def test_load_classifies_pending_invalid_and_duplicate(journal: Journal) -> None
     assert journal.loaded
 
 
+def test_load_writes_every_row_of_batches_larger_than_one_statement(journal: Journal) -> None:
+    """250 numbers: two 100-row INSERTs and 50 single ones, repeats and bad numbers between."""
+    numbers = [f"+91 70000 {i:05d}" if i % 7 else "12" for i in range(250)]
+    numbers[200] = numbers[10]  # a repeat in the remainder, of a row in the first statement
+    journal.load(numbers)
+    rows = journal._db.execute(
+        "SELECT idx, recipient, digits, state, error IS NULL FROM recipients ORDER BY idx"
+    ).fetchall()
+    expected: list[tuple[int, str, str | None, str, bool]] = []
+    for idx, to in enumerate(numbers):
+        if to == "12":
+            expected.append((idx, to, None, "invalid", False))
+        elif idx == 200:
+            expected.append((idx, to, "917000000010", "duplicate", False))
+        else:
+            expected.append((idx, to, f"9170000{idx:05d}", "pending", True))
+    assert rows == expected
+
+
 def test_load_after_a_kill_mid_load_keeps_what_is_there(journal: Journal) -> None:
     journal._insert([(0, "919876543210", "919876543210")], [])  # as if killed after one batch
     journal.load(["919876543210", "917000000000"])

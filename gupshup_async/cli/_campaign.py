@@ -147,6 +147,9 @@ class ChannelWatch:
         server that takes requests and never answers (or a `--timeout` too short for it)
         would otherwise make every recipient ambiguous.
         """
+        if outcome.status == "sent":  # the common case, asked once per recipient
+            self.in_a_row = 0
+            return outcome
         error = outcome.error
         about_channel = says_nothing_about_recipient(error)
         if outcome.status == "ambiguous" and not about_channel:

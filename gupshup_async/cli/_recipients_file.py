@@ -27,6 +27,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import TextIO
 
@@ -70,6 +71,7 @@ SAMPLE_ROWS = 100
 MAX_LINE_CHARS = 64 * 1024
 _SNIFF_BYTES = 64 * 1024
 _READ_CHARS = 64 * 1024
+_second = itemgetter(1)  # the cell of a (line number, cell) pair
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 
 
@@ -102,7 +104,7 @@ class RecipientsFile:
         """The numbers, one at a time, never the whole file in memory."""
         with _open(self.path, self.encoding) as handle:
             try:
-                yield from (number for _, number in self._numbers(handle))
+                yield from map(_second, self._numbers(handle))
             except UnicodeDecodeError as exc:  # the file changed since it was inspected
                 raise InputError(_decode_problem(self.path, self.encoding, exc)) from None
 
