@@ -16,6 +16,8 @@ from gupshup_async.journal.postgres import (
     PostgresStore,
 )
 
+from .pg_support import cut_connections
+
 
 def _spec(app_id: str = "app-1", *, recipients_sha256: str = "r1") -> CampaignSpec:
     return CampaignSpec(
@@ -199,11 +201,7 @@ async def test_a_failed_commit_stops_further_sends(store: PostgresStore, databas
 
 async def test_a_cut_connection_fails_the_mark(store: PostgresStore, database_url: str) -> None:
     journal = await _journal(store, ["917000000001"])
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    assert await cut_connections(database_url) >= 1
     with pytest.raises(psycopg.OperationalError):
         await journal.mark_sending("917000000001")
 
